@@ -1,0 +1,5 @@
+import sys
+
+from cxrzoo.cli import main
+
+sys.exit(main())
