@@ -13,6 +13,7 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,3 +107,24 @@ def shared_weights(monkeypatch) -> Path:
     folder = shared_path("weights")
     monkeypatch.setenv("CXRZOO_WEIGHTS_PATH", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def published_cxrnet():
+    """The end-to-end CXR-Net with its published weights, built once per session; tests must not modify it."""
+    folder = shared_path("weights")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CXRZOO_WEIGHTS_PATH", str(folder))
+        from cxrzoo.models.cxrnet import build_cxrnet
+
+        return build_cxrnet()
+
+
+@pytest.fixture(scope="session")
+def cxrnet_sample_image() -> np.ndarray:
+    """The authors' equalized CXR-Net sample (002130-004-1), float32 (300, 340) with values 0..255."""
+    from PIL import Image
+
+    path = shared_path("fixtures", "cxrnet", "sample", "002130-004-1_image_equalized.png")
+    with Image.open(path) as image:
+        return np.asarray(image, dtype=np.float32)

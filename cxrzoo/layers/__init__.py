@@ -4,5 +4,10 @@ Importing this module registers them; :func:`cxrzoo.models.load_model` does so b
 """
 
 from cxrzoo.layers.common import ExpandDims, ReduceSum
+from cxrzoo.layers.cxrnet import (AxisAttention, LungMaskGate, MinMaxRescale, SelectChannel, SeparableConv2D, Threshold,
+                                  xla_depthwise)
+from cxrzoo.layers.scattering import Scattering2D
+from cxrzoo.layers.upsampling import AlignedBilinearUpsampling2D
 
-__all__ = ["ExpandDims", "ReduceSum"]
+__all__ = ["AlignedBilinearUpsampling2D", "AxisAttention", "ExpandDims", "LungMaskGate", "MinMaxRescale", "ReduceSum",
+           "Scattering2D", "SelectChannel", "SeparableConv2D", "Threshold", "xla_depthwise"]

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import keras
 
-from cxrzoo.layers import ExpandDims, ReduceSum
+from cxrzoo.layers import ExpandDims, ReduceSum, SeparableConv2D
 from cxrzoo.registry import register_model
 from cxrzoo.weights.loading import load_default, load_weights
 
@@ -37,13 +37,11 @@ def conv_branch(x, filters: int, kernel_size: int, dilation_rate: int, *, name: 
                 kernel_initializer="he_normal", first_regularizer=None):
     """One residual branch: SeparableConv → BN → LeakyReLU → SeparableConv (linear, with bias)."""
     conv = dict(padding="same", depthwise_initializer=kernel_initializer, pointwise_initializer=kernel_initializer)
-    x = keras.layers.SeparableConv2D(filters, kernel_size, dilation_rate=dilation_rate, name=f"{name}_conv1",
-                                     depthwise_regularizer=first_regularizer,
-                                     pointwise_regularizer=first_regularizer, **conv)(x)
+    x = SeparableConv2D(filters, kernel_size, dilation_rate=dilation_rate, name=f"{name}_conv1",
+                        depthwise_regularizer=first_regularizer, pointwise_regularizer=first_regularizer, **conv)(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     x = keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{name}_act")(x)
-    return keras.layers.SeparableConv2D(filters, kernel_size, dilation_rate=dilation_rate, name=f"{name}_conv2",
-                                        **conv)(x)
+    return SeparableConv2D(filters, kernel_size, dilation_rate=dilation_rate, name=f"{name}_conv2", **conv)(x)
 
 
 def conv_res_block(x, filters: int, *, kernel_sizes: Sequence[int], dilation_rates: Sequence[int], name: str,

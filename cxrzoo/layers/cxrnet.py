@@ -1,0 +1,235 @@
+"""The small layers of CXR-Net Module 2 and of the end-to-end CXR-Net (seed paper 000), all serializable.
+
+* :class:`SelectChannel`, :class:`Threshold`: the member's ``select_channel`` / ``threshold`` layers.
+* :class:`AxisAttention`: the authors' cross-attention, a multi-head attention that runs along one spatial axis
+  of a (B, H, W, C) map (rows or columns), with the weights of their tensorflow-addons-style layer.
+* :class:`MinMaxRescale`: per-image rescaling to [0, 1] (the paper's optional "scale by input" mode).
+* :class:`LungMaskGate`: the authors' Module 2 mask from a Module 1 lung probability (8-bit round trip and
+  intensity gate), done in the graph.
+* :class:`SeparableConv2D` and :func:`xla_depthwise`: Keras' separable convolution with a depthwise form that XLA
+  compiles well, used by both CXR-Net modules for speed on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class SelectChannel(keras.layers.Layer):
+    """Keeps channel ``index`` (negative counts from the end) of a channels-last tensor, as a length-1 axis."""
+
+    def __init__(self, index: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.index = int(index)
+
+    def call(self, inputs):
+        channels = inputs.shape[-1]
+        start = self.index % channels
+        return inputs[..., start:start + 1]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class Threshold(keras.layers.Layer):
+    """1.0 where the input is strictly above ``threshold``, else 0.0 (no gradient flows through it)."""
+
+    def __init__(self, threshold: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = float(threshold)
+
+    def call(self, inputs):
+        return ops.cast(ops.greater(inputs, self.threshold), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class MinMaxRescale(keras.layers.Layer):
+    """Rescales each sample linearly to [0, 1] over all its elements (a constant sample becomes 0)."""
+
+    def call(self, inputs):
+        axes = tuple(range(1, len(inputs.shape)))
+        low = ops.min(inputs, axis=axes, keepdims=True)
+        span = ops.max(inputs, axis=axes, keepdims=True) - low
+        return ops.where(span > 0, (inputs - low) / ops.where(span > 0, span, 1.0), 0.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class AxisAttention(keras.layers.Layer):
+    """Multi-head attention along one spatial axis of channels-last maps: CXR-Net's row/column cross-attention.
+
+    Called on ``[query, key, value]``, each (B, H, W, C_i). With ``axis=2`` every row attends within itself (the
+    W positions of a row are the sequence, rows act as batch); with ``axis=1`` every column does. Per head h::
+
+        q = query·Wq[h] / sqrt(head_size),  k = key·Wk[h],  v = value·Wv[h]
+        out = Σ_h softmax(q·kᵀ)·v · Wo[h] + bo
+
+    This is the tensorflow-addons ``MultiHeadAttention`` the authors used (no query/key/value biases, one output
+    bias), and equals ``keras.layers.MultiHeadAttention(num_heads, key_dim=head_size, value_dim=head_size,
+    attention_axes=(axis,))`` with zero query/key/value biases. Kernels use Keras' layout: ``query_kernel``,
+    ``key_kernel``, ``value_kernel`` (C_in, heads, head_size); ``output_kernel`` (heads, head_size, output_size);
+    ``output_bias`` (output_size,). The authors' files store the first three as (heads, C_in, head_size).
+
+    Args:
+        num_heads: attention heads (2 in CXR-Net).
+        head_size: query/key/value depth per head (64 in CXR-Net).
+        axis: 1 (columns) or 2 (rows) of a (B, H, W, C) input.
+        output_size: output channels; defaults to the value's channel count.
+    """
+
+    def __init__(self, num_heads: int = 2, head_size: int = 64, axis: int = 2, output_size: int | None = None,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if axis not in (1, 2):
+            raise ValueError(f"axis must be 1 (columns) or 2 (rows) of a (B, H, W, C) map, got {axis}")
+        self.num_heads, self.head_size, self.axis = int(num_heads), int(head_size), int(axis)
+        self.output_size = None if output_size is None else int(output_size)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
+            raise ValueError("AxisAttention is called on [query, key, value]")
+        (q_shape, k_shape, v_shape) = input_shape
+        out = self.output_size or v_shape[-1]
+        heads = (self.num_heads, self.head_size)
+        self.query_kernel = self.add_weight(name="query_kernel", shape=(q_shape[-1], *heads),
+                                            initializer=self.kernel_initializer)
+        self.key_kernel = self.add_weight(name="key_kernel", shape=(k_shape[-1], *heads),
+                                          initializer=self.kernel_initializer)
+        self.value_kernel = self.add_weight(name="value_kernel", shape=(v_shape[-1], *heads),
+                                            initializer=self.kernel_initializer)
+        self.output_kernel = self.add_weight(name="output_kernel", shape=(*heads, out),
+                                             initializer=self.kernel_initializer)
+        self.output_bias = self.add_weight(name="output_bias", shape=(out,), initializer="zeros")
+
+    def call(self, inputs):
+        query, key, value = inputs
+        if self.axis == 1:
+            query, key, value = (ops.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
+        q = ops.einsum("bxnc,chd->bxhnd", query, self.query_kernel) / math.sqrt(self.head_size)
+        k = ops.einsum("bxmc,chd->bxhmd", key, self.key_kernel)
+        v = ops.einsum("bxmc,chd->bxhmd", value, self.value_kernel)
+        weights = ops.softmax(ops.einsum("bxhnd,bxhmd->bxhnm", q, k), axis=-1)
+        heads = ops.einsum("bxhnm,bxhmd->bxhnd", weights, v)
+        out = ops.einsum("bxhnd,hdo->bxno", heads, self.output_kernel) + self.output_bias
+        if self.axis == 1:
+            out = ops.transpose(out, (0, 2, 1, 3))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        q_shape, _, v_shape = input_shape
+        return (*q_shape[:-1], self.output_size or v_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "num_heads": self.num_heads, "head_size": self.head_size,
+                "axis": self.axis, "output_size": self.output_size,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class LungMaskGate(keras.layers.Layer):
+    """The authors' Module 2 mask: ``M = gate(image) · quantize(p_lung)``.
+
+    Called on ``[image, p_lung]``: ``image`` the prepared 8-bit CXR (values 0..255), ``p_lung`` Module 1's lung
+    probability. ``quantize`` rounds to ``levels`` steps (the authors wrote the mask as an 8-bit PNG and read it
+    back, ``round(255·p) / 255``; ``levels=None`` skips it); ``gate`` is 0 where the image is below ``low`` or
+    above ``high`` (burnt-in text, collimator edges), else 1 (reference cxrnet.md §3).
+    """
+
+    def __init__(self, low: float = 6.0, high: float = 225.0, levels: int | None = 255, **kwargs):
+        super().__init__(**kwargs)
+        self.low, self.high = float(low), float(high)
+        self.levels = None if levels is None else int(levels)
+
+    def call(self, inputs):
+        image, probability = inputs
+        if self.levels is not None:
+            probability = ops.round(probability * self.levels) / self.levels
+        inside = ops.logical_and(ops.greater_equal(image, self.low), ops.less_equal(image, self.high))
+        return probability * ops.cast(inside, probability.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {**super().get_config(), "low": self.low, "high": self.high, "levels": self.levels}
+
+
+# --------------------------------------------------------------------------- XLA-friendly separable convolution
+
+_XLA_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def xla_depthwise():
+    """Within this block, :class:`SeparableConv2D` layers *traced* for XLA emit their depthwise convolution as a
+    sum of shifted products, which XLA fuses into one loop (several times faster on CPU than XLA's grouped
+    convolution, and, fused with the neighbouring BN/activation layers, than TensorFlow's native kernels).
+
+    It only changes how the graph is built, not what it computes; use it around the first call of a
+    ``tf.function(jit_compile=True)`` (e.g. ``cxrzoo.explain.cxrnet_heatmaps`` does). Outside XLA the shifted form
+    would be slow, which is why it is opt-in.
+    """
+    previous = getattr(_XLA_STATE, "active", False)
+    _XLA_STATE.active = True
+    try:
+        yield
+    finally:
+        _XLA_STATE.active = previous
+
+
+def _shifted_depthwise(x, kernel, dilation: tuple[int, int]):
+    """'same'-padded, stride-1 depthwise convolution (multiplier 1) as Σ_taps shift(x) · kernel[tap]."""
+    kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    dh, dw = dilation
+    ph, pw = (kh - 1) // 2 * dh, (kw - 1) // 2 * dw
+    height, width = x.shape[1], x.shape[2]
+    padded = ops.pad(x, [[0, 0], [ph, (kh - 1) * dh - ph], [pw, (kw - 1) * dw - pw], [0, 0]])
+    total = None
+    for i in range(kh):
+        for j in range(kw):
+            term = padded[:, i * dh:i * dh + height, j * dw:j * dw + width, :] * kernel[i, j, :, 0]
+            total = term if total is None else total + term
+    return total
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class SeparableConv2D(keras.layers.SeparableConv2D):
+    """``keras.layers.SeparableConv2D`` (same weights, configuration and results) with an XLA-friendly form.
+
+    Traced inside :func:`xla_depthwise`, a 'same'-padded, stride-1, depth-multiplier-1, channels-last layer with
+    static spatial sizes computes its depthwise part as shifted products (see :func:`xla_depthwise`); otherwise
+    it is exactly Keras' layer. Res-CR-Net and CXR-Net Module 2 use it for their dilated branches.
+    """
+
+    def _shiftable(self, inputs) -> bool:
+        return (getattr(_XLA_STATE, "active", False) and self.padding == "same" and self.strides == (1, 1)
+                and self.depth_multiplier == 1 and self.data_format == "channels_last"
+                and inputs.shape[1] is not None and inputs.shape[2] is not None)
+
+    def call(self, inputs):
+        if not self._shiftable(inputs):
+            return super().call(inputs)
+        x = _shifted_depthwise(inputs, self.depthwise_kernel, self.dilation_rate)
+        x = ops.conv(x, self.pointwise_kernel, strides=1, padding="valid", data_format="channels_last")
+        if self.use_bias:
+            x = x + self.bias
+        return self.activation(x) if self.activation is not None else x

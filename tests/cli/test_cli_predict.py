@@ -1,0 +1,125 @@
+"""``cxrzoo predict``: the README's command on real images, JSON lines, heat maps, per-file errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cxrzoo.cli import main
+from cxrzoo.cli import predict as predict_cli
+
+IMAGES = ("fixtures", "covid_cxnet", "images")
+
+
+@pytest.fixture
+def cached_model(published_cxrnet, shared_weights, monkeypatch):
+    """In-process runs reuse the session's model instead of building it per command."""
+    monkeypatch.setattr(predict_cli, "build_model", lambda name: published_cxrnet)
+    return published_cxrnet
+
+
+def test_readme_command_on_four_real_images(shared, shared_weights, tmp_path):
+    """The acceptance command, as a user runs it: a fresh process, offline through the mirror variable."""
+    folder = shared(*IMAGES)
+    images = sorted(str(p) for p in folder.glob("*.jpg"))
+    assert len(images) == 4
+    out = tmp_path / "out"
+    env = {**os.environ, "CXRZOO_WEIGHTS_PATH": str(shared_weights), "CXRZOO_OFFLINE": "1"}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the command must silence TensorFlow by itself
+    result = subprocess.run([sys.executable, "-m", "cxrzoo", "predict", "--json", "--heatmaps", str(out), *images],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["image"] for r in records] == images
+    for record in records:
+        p = record["probabilities"]
+        print(f"{os.path.basename(record['image'])}: covid {p['covid']:.4f}, lungs {record['lung_fraction']:.3f}")
+        assert record["model"] == "cxrnet"
+        assert abs(p["covid"] + p["non_covid"] - 1.0) < 1e-5
+        assert 0.05 < record["lung_fraction"] < 0.8
+        assert record["prediction"] == ("covid" if p["covid"] >= 0.5 else "non_covid")
+        stem = os.path.splitext(os.path.basename(record["image"]))[0]
+        assert record["heatmaps"]["figure"] == str(out / f"{stem}_heatmaps.png")
+        difference = np.load(record["heatmaps"]["difference"])
+        positive = np.load(record["heatmaps"]["positive"])
+        assert difference.shape == (300, 340) and difference.min() >= -1 and difference.max() <= 1
+        inside = difference != 0
+        np.testing.assert_allclose(difference[inside], 2 * positive[inside] - 1, atol=1e-5)
+    # stderr carries only our progress bar: no TensorFlow start-up noise
+    noise = [line for line in result.stderr.replace("\r", "\n").splitlines()
+             if line.strip() and "image" not in line and "%" not in line]
+    assert not noise, noise
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_unreadable_files_get_an_error_line_and_the_rest_is_scored(shared, cached_model, tmp_path, capsys):
+    good = str(shared(*IMAGES, "038.jpg"))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    missing = str(tmp_path / "missing.jpg")
+    status = main(["predict", "--json", "--batch-size", "2", str(broken), good, missing])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert status == 1
+    assert [r["image"] for r in lines] == [str(broken), good, missing]
+    assert "error" in lines[0] and "broken.png" in lines[0]["error"]
+    assert "error" in lines[2] and "missing.jpg" in lines[2]["error"]
+    assert lines[1]["probabilities"]["covid"] == pytest.approx(_score(shared, cached_model), abs=1e-5)
+
+
+def _score(shared, model):
+    """038.jpg scored through the Python API, for comparison with the command's output."""
+    import cxrzoo
+    from cxrzoo.preprocessing import read_image
+
+    image = cxrzoo.prepare_cxrnet_input(read_image(shared(*IMAGES, "038.jpg"), native_depth=True))
+    out = model(image[None, ..., None].astype("float32"), training=False)  # eager: no extra tracing
+    return float(out["probabilities"][0, 0])
+
+
+def test_text_output_and_a_blank_image(cached_model, tmp_path, capsys):
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(blank)
+    status = main(["predict", str(blank)])
+    captured = capsys.readouterr()
+    assert status == 1 and captured.out == ""
+    assert "blank.png" in captured.err and "no lung region" in captured.err
+
+
+def test_heatmap_names_stay_distinct(shared, cached_model, tmp_path, capsys):
+    import shutil
+
+    source = shared(*IMAGES, "218.jpg")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = shutil.copy(source, tmp_path / "a" / "x.jpg"), shutil.copy(source, tmp_path / "b" / "x.jpg")
+    status = main(["predict", "--heatmaps", str(tmp_path / "maps"), str(first), str(second)])
+    out = capsys.readouterr().out.splitlines()
+    assert status == 0 and len(out) == 2 and out[0].split("\t")[1:] == out[1].split("\t")[1:]
+    assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == ["x-2_heatmaps.png", "x_heatmaps.png"]
+
+
+def test_jit_flag_reaches_the_compiled_step(shared, cached_model, monkeypatch, capsys):
+    import cxrzoo.explain.cxrnet as heatmaps
+
+    seen = []
+    real = heatmaps.cxrnet_heatmaps
+    monkeypatch.setattr(heatmaps, "cxrnet_heatmaps", lambda *a, **k: seen.append(k["jit_compile"]) or real(
+        *a, **{**k, "jit_compile": False}))
+    assert main(["predict", "--jit", str(shared(*IMAGES, "038.jpg"))]) == 0
+    assert main(["predict", str(shared(*IMAGES, "038.jpg"))]) == 0
+    assert seen == [True, False]
+
+
+def test_arguments_are_checked(capsys):
+    for argv in (["predict"], ["predict", "--batch-size", "0", "x.png"], ["predict", "--model", "nope", "x.png"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
