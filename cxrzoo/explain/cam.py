@@ -1,0 +1,374 @@
+"""Class activation maps with one calling convention: ``method(model, images, class_index=None) -> (N, H, W)``.
+
+    >>> from cxrzoo.explain import GradCAM, ScoreCAM
+    >>> maps = GradCAM()(model, images)                   # (N, H, W) float32 in [0, 1]
+    >>> maps = ScoreCAM(max_n=64)(model, images, class_index=1, mask=lung_masks)
+
+Methods:
+
+* :class:`GradCAM` (Selvaraju et al. 2017), :class:`GradCAMPlusPlus` (Chattopadhay et al. 2018) and
+  :class:`ScoreCAM` (Wang et al. 2020) run **tf-keras-vis** (``Gradcam``, ``GradcamPlusPlus``, ``Scorecam`` with
+  ``clone=False`` and a score function). Its ``ReplaceToLinear`` model modifier does not work on Keras 3, so it is
+  not used: instead the model is wrapped to expose its **logits** (the pre-activation of a softmax / sigmoid head,
+  sharing the head's live variables). Gradients of logits avoid the saturation and the cross-class coupling of
+  softmax probabilities. tf-keras-vis' ``Scorecam`` applies a softmax to the model output before scoring; the
+  wrapper therefore presents a one-unit sigmoid head as the two logits ``[0, z]``, whose softmax is
+  ``[1 − σ(z), σ(z)]``, so Score-CAM weights are the class probabilities the paper uses.
+  tf-keras-vis' own up-sampling (``scipy.ndimage.zoom``, corner-aligned) and normalization are not used either:
+  every method returns the raw map at the target layer's resolution, and this module finishes all of them the
+  same way (below).
+* :class:`CAM` (Zhou et al. 2016), as COVID-XNet uses it, is computed here directly: for a model whose target
+  maps ``f_k`` feed a global average pooling followed (optionally through dropout) by a dense layer with kernel
+  ``w``, ``M_c = Σ_k w[k, c] · f_k``. It needs no gradient and is exact for such heads.
+
+Every map is finished identically: ReLU (only evidence *for* the class is kept), bilinear up-sampling to the input
+size (half-pixel centres, as ``cv2.resize``), then per-image min-max scaling to [0, 1] (an all-zero map stays
+zero). With ``mask=`` (e.g. a lung mask, as COVID-XNet restricts its CAMs to the lungs) the map is multiplied by
+the mask and rescaled so its maximum inside the mask is 1.
+
+The default target layer is the registry's ``cam_layer`` for the model's name (e.g. DenseNet's final ``relu`` for
+``covid_cxnet``, ``conv5_act`` for ``covid_xnet``); for other models, the last layer with a 4-D output (the rule the
+COVID-CXNet authors' Grad-CAM used). Models must have one input and one output, and the target layer must be a
+layer of the model itself (not inside a nested sub-model).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "ScoreCAM", "default_cam_layer"]
+
+
+def default_cam_layer(model) -> str:
+    """The target layer used when none is given: the registry's ``cam_layer`` for ``model.name`` if that layer
+    exists in the model, else the last layer whose output is 4-D (B, H, W, C)."""
+    from cxrzoo.registry import list_models, model_info
+
+    if model.name in list_models():
+        name = model_info(model.name).cam_layer
+        if name and any(layer.name == name for layer in model.layers):
+            return name
+    for layer in reversed(model.layers):
+        output = getattr(layer, "output", None)
+        if output is not None and not isinstance(output, (list, tuple)) and len(output.shape) == 4:
+            return layer.name
+    raise ValueError(f"model {model.name!r} has no layer with a 4-D (B, H, W, C) output to explain; pass layer=")
+
+
+def _single_io(model) -> None:
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(f"CAM methods need a model with one input and one output; {model.name!r} has "
+                         f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
+    if len(model.outputs[0].shape) != 2:
+        raise ValueError(f"CAM methods explain classifiers with (B, classes) outputs; {model.name!r} outputs "
+                         f"{tuple(model.outputs[0].shape)}")
+
+
+def _target_layer(model, layer: str | None):
+    name = layer or default_cam_layer(model)
+    try:
+        target = model.get_layer(name)
+    except ValueError:
+        raise ValueError(f"model {model.name!r} has no layer {name!r} (nested sub-models are not searched)") from None
+    if len(target.output.shape) != 4:
+        raise ValueError(f"target layer {name!r} outputs {tuple(target.output.shape)}; CAMs need (B, H, W, C) maps")
+    return target
+
+
+def _as_images(model, images) -> np.ndarray:
+    x = np.asarray(images, dtype=np.float32)
+    expected = len(model.inputs[0].shape)
+    if x.ndim == expected - 1:
+        x = x[None]
+    if x.ndim != expected:
+        raise ValueError(f"images must be (N, H, W, C) or one (H, W, C) image, got shape {np.shape(images)}")
+    if x.shape[0] == 0:
+        raise ValueError("images is an empty batch")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("images contain NaN or infinite values")
+    return x
+
+
+def _class_indices(model, x: np.ndarray, class_index, units: int) -> np.ndarray:
+    n = x.shape[0]
+    if class_index is None:
+        if units == 1:
+            return np.zeros(n, np.int64)
+        return np.argmax(model.predict(x, verbose=0), axis=-1).astype(np.int64)
+    idx = np.asarray(class_index, dtype=np.int64)
+    idx = np.full(n, int(idx)) if idx.ndim == 0 else idx.reshape(-1)
+    if idx.shape != (n,):
+        raise ValueError(f"class_index must be an int or one index per image ({n}), got {class_index!r}")
+    if idx.min() < 0 or idx.max() >= units:
+        raise ValueError(f"class_index {class_index!r} is out of range for a model with {units} output unit(s)")
+    return idx
+
+
+def _logits_model(model):
+    """The model with its head's activation removed and a one-unit head presented as logits ``[0, z]``.
+
+    Returns ``(wrapper, units)``. A Dense head with a fused sigmoid/softmax is recomputed from its own variables
+    (so the wrapper always reflects the current weights); a final ``Activation`` layer is skipped; a linear output
+    is taken as logits already. Other outputs are used as they are.
+    """
+    import keras
+    from keras import ops
+
+    output = model.outputs[0]
+    head = next((layer for layer in reversed(model.layers) if layer.output is output), None)
+    activation = getattr(head, "activation", None)
+    act_name = getattr(activation, "__name__", str(activation))
+    if isinstance(head, keras.layers.Activation) and act_name in ("softmax", "sigmoid"):
+        logits = head.input
+    elif isinstance(head, keras.layers.Dense) and act_name in ("softmax", "sigmoid"):
+        logits = ops.matmul(head.input, head.kernel)
+        if head.use_bias:
+            logits = logits + head.bias
+    else:
+        logits = output
+    units = int(logits.shape[-1])
+    if units == 1:
+        logits = ops.concatenate([ops.zeros_like(logits), logits], axis=-1)
+    return keras.Model(model.inputs, logits, name=f"{model.name}_logits"), units
+
+
+def _upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import tensorflow as tf
+
+    if maps.shape[1:3] == tuple(size):
+        return maps.astype(np.float32)
+    return tf.image.resize(maps[..., None].astype(np.float32), size, method="bilinear").numpy()[..., 0]
+
+
+def _as_mask(mask, n: int, size: tuple[int, int]) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.ndim == 4 and m.shape[-1] == 1:
+        m = m[..., 0]
+    if m.ndim == 2:
+        m = np.broadcast_to(m, (n, *m.shape))
+    if m.ndim != 3 or m.shape[0] != n or m.shape[1:] != tuple(size):
+        raise ValueError(f"mask must be (H, W) or (N, H, W) matching the images {(n, *size)}, got {np.shape(mask)}")
+    if m.dtype == bool or np.issubdtype(m.dtype, np.integer):
+        return (m != 0).astype(np.float32)
+    m = m.astype(np.float32)
+    if not np.all(np.isfinite(m)) or m.min() < 0.0 or m.max() > 1.0:
+        raise ValueError("a float mask must have finite values in [0, 1]")
+    return m
+
+
+def finish_maps(raw: np.ndarray, size: tuple[int, int], mask=None) -> np.ndarray:
+    """ReLU → bilinear up-sampling to ``size`` → per-image min-max to [0, 1] → optional mask restriction."""
+    raw = np.asarray(raw, np.float32)
+    if mask is not None:
+        mask = _as_mask(mask, raw.shape[0], size)
+    maps = _upsample(np.maximum(raw, 0.0), size)
+    lo = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - lo
+    maps = np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1.0), 0.0)
+    if mask is not None:
+        maps = maps * mask
+        top = maps.max(axis=(1, 2), keepdims=True)
+        maps = np.where(top > 0, maps / np.where(top > 0, top, 1.0), 0.0)
+    return maps.astype(np.float32)
+
+
+class _Method:
+    """Shared call protocol; subclasses implement :meth:`raw_maps`."""
+
+    def __init__(self, *, layer: str | None = None):
+        self.layer = layer
+
+    def __call__(self, model, images, class_index: int | Sequence[int] | None = None, *, mask=None) -> np.ndarray:
+        """Maps (N, H, W) float32 in [0, 1] for ``images`` (N, H, W, C) or one (H, W, C) image.
+
+        Args:
+            model: a Keras classifier with one input and a (B, classes) output.
+            images: prepared exactly as the model expects (the maps explain that input).
+            class_index: the class to explain: an int for every image, one int per image, or None for each
+                image's predicted class (for a one-unit sigmoid head, the only unit, 0).
+            mask: optional (H, W) or (N, H, W) mask (bool, integer or float in [0, 1]) restricting the maps,
+                e.g. a lung mask.
+        """
+        _single_io(model)
+        x = _as_images(model, images)
+        target = _target_layer(model, self.layer)
+        if mask is not None:  # checked before the (possibly long) map computation
+            _as_mask(mask, x.shape[0], x.shape[1:3])
+        raw = self.raw_maps(model, target, x, class_index)
+        return finish_maps(raw, x.shape[1:3], mask)
+
+    def raw_maps(self, model, target, x: np.ndarray, class_index) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({options})"
+
+
+class _TfKerasVisMethod(_Method):
+    """Runs a tf-keras-vis visualizer on the logits wrapper, without its up-sampling and normalization."""
+
+    def _visualizer(self, wrapper):
+        raise NotImplementedError  # pragma: no cover
+
+    def _extra_kwargs(self) -> dict:
+        return {}
+
+    def raw_maps(self, model, target, x, class_index):
+        wrapper, units = _logits_model(model)
+        idx = _class_indices(model, x, class_index, units)
+        return self._run(wrapper, units, target, x, idx)
+
+    def _run(self, wrapper, units: int, target, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        # A one-unit head is presented as logits [0, z]: its unit 0 is column 1.
+        columns = tf.constant(idx + 1 if units == 1 else idx)
+
+        def score(outputs):
+            return tf.gather(outputs, columns, batch_dims=1)
+
+        with warnings.catch_warnings():
+            # Keras warns that tf-keras-vis passes the single input as a list; harmless.
+            warnings.filterwarnings("ignore", message=r"The structure of `inputs`", category=UserWarning)
+            cam = self._visualizer(wrapper)(score, x, penultimate_layer=target.name,
+                                            seek_penultimate_conv_layer=False, activation_modifier=None,
+                                            expand_cam=False, normalize_cam=False, **self._extra_kwargs())
+        return np.asarray(cam, np.float32)
+
+
+class GradCAM(_TfKerasVisMethod):
+    """Grad-CAM (Selvaraju et al., ICCV 2017) through ``tf_keras_vis.gradcam.Gradcam``, on the logits.
+
+    Channel weights are the spatially averaged gradients of the class logit with respect to the target maps;
+    the map is their weighted sum, then ReLU. (The COVID-CXNet authors' variant used "guided" positive gradients
+    and no ReLU; this is the standard method.)
+
+    Args:
+        layer: target layer name; default :func:`default_cam_layer`.
+    """
+
+    def _visualizer(self, wrapper):
+        from tf_keras_vis.gradcam import Gradcam
+
+        return Gradcam(wrapper, clone=False)
+
+
+class GradCAMPlusPlus(_TfKerasVisMethod):
+    """Grad-CAM++ (Chattopadhay et al., WACV 2018) through ``tf_keras_vis.gradcam_plus_plus.GradcamPlusPlus``.
+
+    Args:
+        layer: target layer name; default :func:`default_cam_layer`.
+    """
+
+    def _visualizer(self, wrapper):
+        from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+
+        return GradcamPlusPlus(wrapper, clone=False)
+
+
+class ScoreCAM(_TfKerasVisMethod):
+    """Score-CAM (Wang et al., CVPR-W 2020) through ``tf_keras_vis.scorecam.Scorecam``; gradient-free.
+
+    Each target map, min-max scaled and up-sampled, masks the input; the class probability of each masked input
+    weights its map. That is one forward pass per channel and image (1,024 at 320×320 for DenseNet-121), and
+    tf-keras-vis holds all masked copies of an image in memory at once (channels × H × W × C floats, about
+    1.3 GB for COVID-CXNet), so images are processed one at a time. ``max_n`` keeps only the ``max_n`` channels
+    with the largest spatial variance ("Faster Score-CAM"), trading fidelity for time.
+
+    Args:
+        layer: target layer name; default :func:`default_cam_layer`.
+        max_n: None for all channels, or the number of channels to keep.
+        batch_size: masked inputs per forward pass.
+    """
+
+    def __init__(self, *, layer: str | None = None, max_n: int | None = None, batch_size: int = 32):
+        super().__init__(layer=layer)
+        if max_n is not None and int(max_n) < 1:
+            raise ValueError(f"max_n must be None or >= 1, got {max_n!r}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.max_n = None if max_n is None else int(max_n)
+        self.batch_size = int(batch_size)
+
+    def _visualizer(self, wrapper):
+        from tf_keras_vis.scorecam import Scorecam
+
+        return Scorecam(wrapper, clone=False)
+
+    def _extra_kwargs(self) -> dict:
+        return {"batch_size": self.batch_size, "max_N": self.max_n}
+
+    def raw_maps(self, model, target, x, class_index):
+        import keras
+
+        channels = int(target.output.shape[-1])
+        if self.max_n is not None and self.max_n > channels:
+            raise ValueError(f"max_n={self.max_n} exceeds the {channels} channels of layer {target.name!r}")
+        wrapper, units = _logits_model(model)
+        idx = _class_indices(model, x, class_index, units)
+        interactive = keras.config.is_interactive_logging_enabled()
+        keras.config.disable_interactive_logging()  # Scorecam calls predict() without verbose=0
+        try:
+            return np.concatenate([self._run(wrapper, units, target, x[i:i + 1], idx[i:i + 1])
+                                   for i in range(x.shape[0])])
+        finally:
+            if interactive:
+                keras.config.enable_interactive_logging()
+
+
+class CAM(_Method):
+    """Class activation mapping (Zhou et al., CVPR 2016) for a GAP → dense head, as COVID-XNet uses it.
+
+    ``M_c(x, y) = Σ_k w[k, c] · f_k(x, y)``: the target maps ``f_k`` weighted by the dense kernel column of class
+    ``c``. The target layer must feed a ``GlobalAveragePooling2D`` whose output reaches a ``Dense`` layer directly
+    or through ``Dropout``; otherwise (e.g. COVID-CXNet's GAP → Dense(10) → Dense head) a ValueError says to use
+    Grad-CAM. For a one-unit sigmoid head the map is that unit's.
+
+    Args:
+        layer: target layer name; default :func:`default_cam_layer`.
+    """
+
+    def raw_maps(self, model, target, x, class_index):
+        import keras
+
+        dense = gap_dense_head(model, target)
+        idx = _class_indices(model, x, class_index, int(dense.kernel.shape[-1]))
+        features = keras.Model(model.input, target.output)(x, training=False)
+        weights = dense.kernel.numpy()[:, idx].T  # (N, K)
+        return np.einsum("nhwk,nk->nhw", keras.ops.convert_to_numpy(features), weights)
+
+
+def _consumers(model, tensor) -> list:
+    return [layer for layer in model.layers if any(t is tensor for t in _inputs_of(layer))]
+
+
+def _inputs_of(layer) -> list:
+    try:
+        value = layer.input
+    except (AttributeError, ValueError):
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def gap_dense_head(model, target):
+    """The Dense layer that reads ``GlobalAveragePooling2D(target)`` (through Dropout at most) and gives the model
+    output (directly or through a final Activation); ValueError if the model has no such CAM-compatible head."""
+    import keras
+
+    gaps = [layer for layer in _consumers(model, target.output)
+            if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    after = _consumers(model, gaps[0].output) if len(gaps) == 1 else []
+    while len(after) == 1 and isinstance(after[0], keras.layers.Dropout):
+        after = _consumers(model, after[0].output)
+    if len(after) == 1 and isinstance(after[0], keras.layers.Dense):
+        dense = after[0]
+        tail = _consumers(model, dense.output)
+        if dense.output is model.outputs[0] or (
+                len(tail) == 1 and isinstance(tail[0], keras.layers.Activation) and tail[0].output is model.outputs[0]):
+            return dense
+    raise ValueError(f"CAM needs the target layer {target.name!r} to feed GlobalAveragePooling2D → Dense (the "
+                     f"output layer) in {model.name!r}; this model's head is different, use GradCAM instead")
