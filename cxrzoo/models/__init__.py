@@ -3,6 +3,13 @@
 | module | paper |
 |---|---|
 | :mod:`cxrzoo.models.res_cr_net` | 000 CXR-Net Module 1 (Res-CR-Net lung segmenter) |
+| :mod:`cxrzoo.models.cxrnet` | 000 CXR-Net Module 2 (WST + cross-attention ensemble) and the end-to-end CXR-Net |
+| :mod:`cxrzoo.models.covid_cxnet` | 001 COVID-CXNet (classifier, base model, lung U-Net, hierarchical classifier) |
+| :mod:`cxrzoo.models.covid_xnet` | 004 COVID-XNet (custom CNN with a CAM head) |
+| :mod:`cxrzoo.models.bone_suppression` | 004 COVID-XNet preprocessing: the bone-suppression autoencoder |
+| :mod:`cxrzoo.models.screening` | 002 screening baselines (AlexNet, VGG16, ResNet50, DenseNet121, InceptionV3) |
+| :mod:`cxrzoo.models.segmentation` | 003 Tahir thesis: U-Net / U-Net++ / FPN over five encoders (:mod:`~cxrzoo.models.encoders`) |
+| :mod:`cxrzoo.models.infection_detector` | 003 Tahir thesis: classifiers, SqueezeNet, the infection detector |
 """
 
 from __future__ import annotations
@@ -12,6 +19,11 @@ from cxrzoo._compat import check_backend
 check_backend()
 
 from cxrzoo.models import res_cr_net  # noqa: E402  (registers its builders)
+from cxrzoo.models import cxrnet  # noqa: E402
+from cxrzoo.models import covid_cxnet  # noqa: E402
+from cxrzoo.models import covid_xnet  # noqa: E402
+from cxrzoo.models import bone_suppression  # noqa: E402
+from cxrzoo.models import screening, segmentation, infection_detector  # noqa: E402
 
 
 def load_model(path, *, compile: bool = False, safe_mode: bool = True):
