@@ -29,6 +29,7 @@ import argparse
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +55,19 @@ def dice_callback(x_val, y_val, log):
 
     class ValDice(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.dice = []
+            self.dice, self.seconds = [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
+            # fit's epoch time (training + validation loss), taken before the Dice scoring below
+            self.seconds.append(time.perf_counter() - self.start)
             logits = self.model.predict(x_val, batch_size=16, verbose=0)
             self.dice.append(segmentation_scores(y_val, logits, threshold=0.0)["mean_dice"])  # logit 0 ⇔ p = 0.5
             log(f"    epoch {epoch + 1:3d}  loss {logs['loss']:.4f}  val_loss {logs.get('val_loss', np.nan):.4f}  "
-                f"val mean Dice {self.dice[-1]:.4f}")
+                f"val mean Dice {self.dice[-1]:.4f}  {self.seconds[-1]:.1f} s, training so far "
+                f"{sum(self.seconds) / 60:.1f} min")
 
     return ValDice()
 
@@ -92,9 +99,17 @@ def train_one(name, builder, train, val, *, size, epochs, batch_size, lr, schedu
     times = result.epoch_seconds
     cumulative = np.cumsum(times)
     reached = next(((i + 1, float(cumulative[i])) for i, d in enumerate(val_dice.dice) if d >= TARGET_DICE), None)
-    return {"name": name, "size": size, "dice": val_dice.dice[-1], "best": max(val_dice.dice),
-            "epoch_s": float(np.median(times[1:] or times)), "first_epoch_s": times[0], "total_s": float(sum(times)),
-            "reached": reached, "epochs": epochs, "baseline": constant_baseline(train_ds, y_val)}
+    row = {"name": name, "size": size, "dice": val_dice.dice[-1], "best": max(val_dice.dice),
+           "epoch_s": float(np.median(times[1:] or times)), "first_epoch_s": times[0], "total_s": float(sum(times)),
+           "reached": reached, "epochs": epochs, "baseline": constant_baseline(train_ds, y_val)}
+    log(f"  {name} at {size}×{size}: " + _summary(row))
+    return row
+
+
+def _summary(r) -> str:
+    reached = "no" if r["reached"] is None else f"epoch {r['reached'][0]}, {r['reached'][1] / 60:.1f} min"
+    return (f"val mean Dice {r['dice']:.4f} (best {r['best']:.4f}), constant-mask baseline {r['baseline']:.4f}, "
+            f"{r['epoch_s']:.1f} s/epoch (first {r['first_epoch_s']:.1f}), reached {TARGET_DICE}: {reached}")
 
 
 def constant_baseline(train_ds, y_val) -> float:
