@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def test_models_lists_registered_architectures(capsys):
 
 
 def test_console_script_and_module_entry_points():
-    exe = shutil.which("cxrzoo")
+    # the venv's scripts folder need not be on PATH (.ci/run calls .venv/bin/python directly)
+    exe = shutil.which("cxrzoo", path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     if exe is None:
         pytest.skip("console script not installed (package not pip-installed)")
     for cmd in ([exe, "weights", "list"], [sys.executable, "-m", "cxrzoo", "weights", "list"]):
