@@ -288,4 +288,17 @@ def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=Non
     if aug is not None:
         randomness = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(batch_size)
         ds = tf.data.Dataset.zip((ds, randomness)).map(_augment, num_parallel_calls=parallel, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # The loading work is Python (numpy_function) plus OpenCV/NumPy kernels; on a small machine it runs fastest in
+    # the pipeline's own pool, one thread per core, with no intra-op fan-out of the pipeline's ops (measured on
+    # 2 cores: ~15% more images/s and ~20% less CPU per image than TensorFlow's shared pools; docs/performance.md).
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = _cpu_count()
+    options.threading.max_intra_op_parallelism = 1
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)

@@ -12,8 +12,9 @@ cxrzoo handles all three:
   a ``MultiWorkerMirroredStrategy`` reads the same pipeline and keeps its own share of each global batch (the
   in-memory and ``numpy_function`` pipelines of :mod:`cxrzoo.data` have no files to shard by).
 
-``MultiWorkerMirroredStrategy`` is blocked upstream: Keras 3's ``Model.fit`` fails under it before the first step
-(keras-team/keras#20585); the pieces above are ready for it.
+Keras 3's ``Model.fit`` fails under ``MultiWorkerMirroredStrategy`` before the first step (keras-team/keras#20585),
+so there the fit functions train with :func:`cxrzoo.training.custom_fit`, which runs the model's own ``train_step``
+under ``strategy.run`` (``tests/training/test_distribute.py`` runs two worker processes on 127.0.0.1).
 
 Models must be *created* inside ``strategy.scope()``: pass the fit functions a zero-argument builder (called in the
 scope) or a model you built there.

@@ -20,8 +20,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from cxrzoo.training.distribute import (build_in_scope, default_strategy, is_chief, num_replicas, shard_dataset,
-                                        synchronized_batch_norm)
+from cxrzoo.training.distribute import (_is_multi_worker, build_in_scope, default_strategy, is_chief, num_replicas,
+                                        shard_dataset, synchronized_batch_norm)
+from cxrzoo.training.loop import custom_fit
 from cxrzoo.training.recipes import TrainingRecipe, training_recipe
 
 __all__ = ["fit_segmenter", "fit_classifier", "TrainingResult", "as_dataset", "prepare_labels"]
@@ -194,7 +195,9 @@ _DEFAULT_RECIPES = {"segmentation": "cxrnet_module1", "classification": "cxrnet_
 
 def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, learning_rate, optimizer, loss,
          metrics, augment, class_weight, early_stopping, reduce_lr, monitor, output_dir, restore_best, callbacks,
-         strategy, sync_batchnorm, seed, steps_per_epoch, validation_steps, verbose):
+         strategy, sync_batchnorm, seed, steps_per_epoch, validation_steps, verbose, loop):
+    if loop not in ("auto", "keras", "custom"):
+        raise ValueError(f"loop must be 'auto', 'keras' or 'custom', got {loop!r}")
     rec = training_recipe(_DEFAULT_RECIPES[task] if recipe is None else recipe)
     if rec.task != task:
         raise ValueError(f"recipe {rec.name!r} is a {rec.task} recipe; this function trains {task} models")
@@ -242,10 +245,17 @@ def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, lea
     cbs.extend(callbacks or ())
 
     with synchronized_batch_norm(model, enabled=sync_batchnorm and num_replicas(strategy) > 1):
-        history = model.fit(train_ds, validation_data=val_ds, epochs=rec.epochs, callbacks=cbs,
-                            class_weight=fit_class_weight, steps_per_epoch=steps_per_epoch,
-                            validation_steps=validation_steps, verbose=verbose,
-                            shuffle=False)  # the pipeline shuffles already (Keras would only warn)
+        if loop == "custom" or (loop == "auto" and _is_multi_worker(strategy)):
+            if loop == "auto" and not is_chief(strategy):
+                verbose = 0
+            history = custom_fit(model, train_ds, val_ds, epochs=rec.epochs, callbacks=cbs, strategy=strategy,
+                                 class_weight=fit_class_weight, steps_per_epoch=steps_per_epoch,
+                                 validation_steps=validation_steps, verbose=verbose)
+        else:
+            history = model.fit(train_ds, validation_data=val_ds, epochs=rec.epochs, callbacks=cbs,
+                                class_weight=fit_class_weight, steps_per_epoch=steps_per_epoch,
+                                validation_steps=validation_steps, verbose=verbose,
+                                shuffle=False)  # the pipeline shuffles already (Keras would only warn)
     return TrainingResult(model=model, history={k: [float(v) for v in vs] for k, vs in history.history.items()},
                           monitor=monitor_name, best_epoch=keep.best_epoch, epoch_seconds=timer.seconds,
                           checkpoint=checkpoint if checkpoint is not None and checkpoint.exists() else None,
@@ -279,6 +289,9 @@ _ARGS_DOC = """Args:
             single-device run with the same global batch).
         seed: seeds Keras, NumPy and Python (dropout, shuffling, augmentation).
         steps_per_epoch, validation_steps, verbose: passed to ``Model.fit``.
+        loop: ``"auto"`` trains with ``Model.fit``, except under ``MultiWorkerMirroredStrategy``, where Keras 3's
+            ``fit`` fails (keras-team/keras#20585) and :func:`cxrzoo.training.custom_fit` runs the model's own
+            ``train_step`` instead; ``"keras"`` or ``"custom"`` force one or the other.
 
     Returns:
         A :class:`TrainingResult`."""
@@ -295,7 +308,7 @@ def fit_segmenter(model, train, validation=None, *, recipe: str | TrainingRecipe
                   augment=RECIPE, class_weight=None, early_stopping=RECIPE, reduce_lr=RECIPE, monitor=RECIPE,
                   output_dir=None, restore_best: bool = True, callbacks=(), strategy=None,
                   sync_batchnorm: bool = True, seed: int | None = None, steps_per_epoch=None,
-                  validation_steps=None, verbose="auto") -> TrainingResult:
+                  validation_steps=None, verbose="auto", loop: str = "auto") -> TrainingResult:
     """Trains a segmentation model; defaults are CXR-Net Module 1's protocol (recipe ``"cxrnet_module1"``).
 
     Module 1: Adam (lr 1e-3), the contour-weighted Tanimoto loss (:class:`cxrzoo.losses.WeightedTanimotoLoss`),
@@ -319,7 +332,7 @@ def fit_classifier(model, train, validation=None, *, recipe: str | TrainingRecip
                    augment=RECIPE, class_weight=RECIPE, early_stopping=RECIPE, reduce_lr=RECIPE, monitor=RECIPE,
                    output_dir=None, restore_best: bool = True, callbacks=(), strategy=None,
                    sync_batchnorm: bool = True, seed: int | None = None, steps_per_epoch=None,
-                   validation_steps=None, verbose="auto") -> TrainingResult:
+                   validation_steps=None, verbose="auto", loop: str = "auto") -> TrainingResult:
     """Trains a classifier; defaults are CXR-Net Module 2's protocol (recipe ``"cxrnet_module2"``).
 
     Module 2: Adam (lr 0.002, AMSGrad), categorical cross-entropy with 'balanced' class weights, batch 13,

@@ -235,3 +235,69 @@ def test_classification_report_rejects_bad_input():
         M.classification_report([0, 2], np.ones((2, 2)) / 2, ["a", "b"])
     with pytest.raises(ValueError, match="binary"):
         M.classification_report([0, 1], [0.2, 0.9], ["a", "b", "c"])
+
+
+# ----------------------------------------------------------------------------------------- clustered AUC interval
+
+def _delong_by_pairs(t, s):
+    """DeLong's variance from the full comparison matrix (the textbook definition, independent of auc_ci's ranks)."""
+    pos, neg = s[t], s[~t]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    return psi.mean(), np.var(v10, ddof=1) / len(pos) + np.var(v01, ddof=1) / len(neg)
+
+
+def test_auc_ci_without_groups_is_delong():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 80)
+    s = np.round(rng.normal(size=80) + 0.8 * y, 1)  # rounded: ties too
+    auc, var = _delong_by_pairs(y == 1, s)
+    est, lo, hi = M.auc_ci(y, s)
+    assert est == pytest.approx(auc) == pytest.approx(M.roc_auc(y, s))
+    assert (hi - lo) / 2 == pytest.approx(M.Z95 * np.sqrt(var), rel=1e-9)
+
+
+def _paired(rng, n, effect, noise=0.1):
+    """n images, each a positive and a negative case scored almost alike (the model sees the image, barely the
+    lesion): the clustered design of benchmarks/cv_ensemble.py."""
+    base = rng.normal(size=n)
+    y = np.r_[np.zeros(n, int), np.ones(n, int)]
+    score = np.r_[base + effect + noise * rng.normal(size=n), base + noise * rng.normal(size=n)]
+    return y, score, np.r_[np.arange(n), np.arange(n)]
+
+
+def test_clustered_auc_ci_has_the_coverage_the_naive_one_lacks():
+    # Monte Carlo: the spread of the AUC over many samples of paired cases is what the clustered standard error
+    # must estimate; DeLong's, which treats the two cases of an image as independent, overstates it several-fold.
+    rng = np.random.default_rng(0)
+    aucs, clustered, naive = [], [], []
+    for _ in range(300):
+        y, s, g = _paired(rng, 60, 0.1)
+        est, lo, hi = M.auc_ci(y, s, positive=0, groups=g)
+        aucs.append(est)
+        clustered.append((hi - lo) / (2 * M.Z95))
+        _, lo, hi = M.auc_ci(y, s, positive=0)
+        naive.append((hi - lo) / (2 * M.Z95))
+    spread = np.std(aucs, ddof=1)
+    assert np.mean(clustered) == pytest.approx(spread, rel=0.15)
+    assert np.mean(naive) > 3 * spread
+
+
+def test_grouped_bootstrap_of_the_auc_is_biased_where_the_clustered_interval_is_not():
+    # Why auc_ci exists: drawing an image twice adds the comparisons between its copies' positive and negative,
+    # which the sample holds once per image; the percentile interval then misses the estimate.
+    y, s, g = _paired(np.random.default_rng(1), 60, 0.05, noise=0.0)  # every image's own pair ranked right
+    auc = lambda t, x: M.roc_auc(t, x, positive=0)
+    est, lo, hi = M.bootstrap_ci(auc, y, s, groups=g, n_resamples=500)
+    assert not lo <= est <= hi
+    est, lo, hi = M.auc_ci(y, s, positive=0, groups=g)
+    assert lo < est < hi
+
+
+def test_auc_ci_rejects_what_it_cannot_compute():
+    with pytest.raises(ValueError, match="both positive and negative"):
+        M.auc_ci([1, 1, 1], [0.2, 0.3, 0.4])
+    with pytest.raises(ValueError, match="group ids"):
+        M.auc_ci([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], groups=[0, 1])
+    with pytest.raises(ValueError, match="two groups"):
+        M.auc_ci([0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], groups=[7, 7, 7, 7])

@@ -190,3 +190,21 @@ def test_covid_cxnet_lung_crop_moves_masks_with_the_image(cxr):
     mask320 = cv2.resize(mask, (320, 320), interpolation=cv2.INTER_NEAREST)
     expected = cv2.resize(np.ascontiguousarray(mask320[y0:y1, x0:x1]), (320, 320), interpolation=cv2.INTER_NEAREST)
     np.testing.assert_array_equal(m, expected)
+
+
+@pytest.mark.parametrize("normalization", ["unit", "imagenet"])
+@pytest.mark.parametrize("shape", [(7, 9), (7, 9, 1), (7, 9, 3), (5, 4, 3)])
+def test_the_scaling_table_gives_the_arithmetic_bit_for_bit(normalization, shape):
+    from cxrzoo.preprocessing.recipes import _scale_step
+
+    a = RNG.integers(0, 256, shape, dtype=np.uint8)
+    a[0, 0], a[-1, -1] = 0, 255
+    x = np.divide(a, np.float32(255), dtype=np.float32)
+    x = x[..., None] if x.ndim == 2 else x
+    if normalization == "imagenet":
+        x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    got = _scale_step(normalization).image(a)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    np.testing.assert_array_equal(got, x)
+    floats = a.astype(np.float32)  # non-uint8 input takes the arithmetic path
+    np.testing.assert_array_equal(_scale_step(normalization).image(floats), x)

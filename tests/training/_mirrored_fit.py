@@ -25,12 +25,12 @@ from cxrzoo.training import fit_segmenter  # noqa: E402
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
-def run(strategy, sync, epochs):
+def run(strategy, sync, epochs, loop="keras"):
     # Unshuffled: under a strategy Keras peeks one batch before training, so a reshuffling pipeline would start
     # from its second permutation and the two runs would see the batches in different orders.
     batches = [make_dataset(x, y, recipe=None, batch_size=8, shuffle=False) for x, y in (train, val)]
     result = fit_segmenter(builder, *batches, epochs=epochs, learning_rate=1e-2, strategy=strategy,
-                           sync_batchnorm=sync, seed=5, verbose=0)
+                           sync_batchnorm=sync, seed=5, verbose=0, loop=loop)
     return {k: result.history[k] for k in ("loss", "val_loss", "val_dice")}
 
 
@@ -55,6 +55,8 @@ def main(epochs):
         "one_device": run(tf.distribute.get_strategy(), True, epochs),
         "mirrored": run(mirrored, True, epochs),
         "mirrored_unsynced_bn": run(mirrored, False, epochs),
+        "one_device_custom_loop": run(tf.distribute.get_strategy(), True, epochs, loop="custom"),
+        "mirrored_custom_loop": run(mirrored, True, epochs, loop="custom"),
         "loss_global": global_value,
         "loss_replica_sum": replica_sum,
         "outside_scope_error": outside_error,

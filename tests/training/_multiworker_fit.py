@@ -1,6 +1,6 @@
 """One worker of a two-process MultiWorkerMirroredStrategy run on 127.0.0.1 (started by test_distribute.py).
 
-argv: worker index, the two ports, epochs. TF_CONFIG must be set before TensorFlow starts. Worker 0 prints the
+argv: worker index, the two ports, epochs. TF_CONFIG must be set before TensorFlow starts. Each worker prints its
 loss trajectory as JSON.
 """
 
@@ -19,13 +19,13 @@ import tensorflow as tf  # noqa: E402
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
-from _distributed_common import builder, train  # noqa: E402  (same data, model and initial weights)
+from _distributed_common import builder, train, val  # noqa: E402  (same data, model and initial weights)
 
 from cxrzoo.data import make_dataset  # noqa: E402
 from cxrzoo.training import fit_segmenter, is_chief  # noqa: E402
 
-batches = make_dataset(*train, recipe=None, batch_size=8, shuffle=False)
-result = fit_segmenter(builder, batches, epochs=epochs, learning_rate=1e-2, strategy=strategy, seed=5, verbose=0)
-if index == 0:
-    print(json.dumps({"loss": result.history["loss"], "chief": is_chief(strategy),
-                      "replicas": strategy.num_replicas_in_sync}))
+batches = [make_dataset(x, y, recipe=None, batch_size=8, shuffle=False) for x, y in (train, val)]
+result = fit_segmenter(builder, *batches, epochs=epochs, learning_rate=1e-2, strategy=strategy, seed=5, verbose=0)
+print(json.dumps({"loss": result.history["loss"], "val_loss": result.history["val_loss"],
+                  "val_dice": result.history["val_dice"], "chief": is_chief(strategy),
+                  "replicas": strategy.num_replicas_in_sync}))
