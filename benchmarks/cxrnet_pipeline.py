@@ -4,7 +4,8 @@ Measured in one run, on real CXRs (../shared/data/v7_covid_lungs/val, else the f
 
 * **cxrzoo**: ``prepare_cxrnet_input(read_image(path))`` → ``cxrnet_heatmaps(build_cxrnet(), batch)``, which runs
   Module 1, the mask, Module 2 and the Grad-CAM maps of the whole batch in one compiled graph and returns the
-  probabilities with the maps, with TensorFlow's graph executor and with XLA (``jit_compile=True``); also the
+  probabilities with the maps, with TensorFlow's graph executor, with Module 2 compiled by XLA
+  (``jit_compile=True``; Module 1 stays on TensorFlow's kernels) and with everything compiled (``"all"``); also the
   model alone (``predict_on_batch``, no maps).
 * **authors' way** (run_CXR-Net scripts): the same preparation; Module 1 as its own Keras model
   (``predict``); the Module 2 mask and standardization in NumPy; the ensemble with ``kymatio.keras.Scattering2D``
@@ -37,6 +38,8 @@ SHARED = Path(os.environ.get("CXRZOO_SHARED", REPO.parent / "shared"))
 LATENCY_TARGET = 0.35
 SPEEDUP_TARGET = 2.0
 BUILD_TARGET = 5.0
+# cxrnet_heatmaps' jit_compile modes: graph executor; Module 2 with XLA (Module 1 on TF kernels); all with XLA
+MODES = (False, True, "all")
 
 
 def _images(count: int) -> list[Path]:
@@ -178,7 +181,7 @@ def main(argv=None) -> int:
     for batch in args.batch_sizes:
         paths = _images(batch)
         first = {}
-        for jit in (False, True):
+        for jit in MODES:
             start = time.perf_counter()
             p_ours = ours_pipeline(ours, paths, jit)
             first[jit] = time.perf_counter() - start
@@ -187,27 +190,32 @@ def main(argv=None) -> int:
         agreement = float(np.abs(p_ours - p_authors).max())
         t_prepare = _time(prepare, paths, repeats=args.repeats) / batch
         t_model = _time(ours_model_only, ours, paths, repeats=args.repeats) / batch
-        t_graph = _time(ours_pipeline, ours, paths, False, repeats=args.repeats) / batch
-        t_xla = _time(ours_pipeline, ours, paths, True, repeats=args.repeats) / batch
+        # the modes take turns, repeat by repeat, so that a change in the machine's load favours none of them
+        runs = {jit: [] for jit in MODES}
+        for _ in range(args.repeats):
+            for jit in MODES:
+                runs[jit].append(_time(ours_pipeline, ours, paths, jit, repeats=1) / batch)
+        t_modes = {jit: statistics.median(v) for jit, v in runs.items()}
         t_authors = _time(authors_pipeline, authors, paths, repeats=args.repeats) / batch
-        rows.append((batch, t_prepare, t_model, t_graph, t_xla, t_authors, first[False], first[True], agreement))
+        rows.append((batch, t_prepare, t_model, t_modes, t_authors, first, agreement))
 
-    print("\n| batch | prepare | cxrzoo model only | cxrzoo pipeline + heat maps | same, XLA | authors' way "
-          "| speed-up (graph / XLA) | first call (graph / XLA) | max \\|Δp\\| |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for batch, t_prepare, t_model, t_graph, t_xla, t_authors, first_graph, first_xla, agreement in rows:
-        print(f"| {batch} | {t_prepare:.3f} s | {t_model:.3f} s | {t_graph:.3f} s | {t_xla:.3f} s | {t_authors:.3f} s "
-              f"| {t_authors / t_graph:.1f}x / {t_authors / t_xla:.1f}x | {first_graph:.0f} s / {first_xla:.0f} s "
-              f"| {agreement:.1e} |")
+    print("\n| batch | prepare | cxrzoo model only | pipeline + heat maps: graph | XLA Module 2 | XLA all "
+          "| authors' way | speed-up (best) | first call (graph / XLA M2 / XLA all) | max \\|Δp\\| |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for batch, t_prepare, t_model, t_modes, t_authors, first, agreement in rows:
+        best = min(t_modes.values())
+        print(f"| {batch} | {t_prepare:.3f} s | {t_model:.3f} s | {t_modes[False]:.3f} s | {t_modes[True]:.3f} s "
+              f"| {t_modes['all']:.3f} s | {t_authors:.3f} s | {t_authors / best:.1f}x "
+              f"| {first[False]:.0f} s / {first[True]:.0f} s / {first['all']:.0f} s | {agreement:.1e} |")
     print("(seconds per image; first call: the first batch of that size, tracing/compiling included)")
     print(f"\nconstruction with weights: cxrzoo build_cxrnet {build_ours_s:.2f} s cold, {rebuild_s:.2f} s warm; "
           f"authors' way (Module 1 + kymatio ensemble) {build_authors_s:.2f} s")
     batch1 = next((r for r in rows if r[0] == 1), None)
     if batch1 is not None:
-        best = min(batch1[3], batch1[4])
+        best = min(batch1[3].values())
         verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
         print(f"targets: batch-1 pipeline {best:.3f} s/image <= {LATENCY_TARGET} s: {verdict(best <= LATENCY_TARGET)}; "
-              f"speed-up {batch1[5] / best:.2f}x >= {SPEEDUP_TARGET}x: {verdict(batch1[5] / best >= SPEEDUP_TARGET)}; "
+              f"speed-up {batch1[4] / best:.2f}x >= {SPEEDUP_TARGET}x: {verdict(batch1[4] / best >= SPEEDUP_TARGET)}; "
               f"construction {build_ours_s:.2f} s <= {BUILD_TARGET} s: {verdict(build_ours_s <= BUILD_TARGET)}")
     return 0
 

@@ -29,14 +29,18 @@ _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BATCH_BUCKETS = (1, 2, 4, 8)
 
 
-def _heatmap_step(model, jit_compile: bool):
-    """images → (scores, class maps at full size, mask, lung probability), compiled, cached per model."""
+JIT_MODES = (False, True, "all")
+
+
+def _heatmap_step(model, jit_compile):
+    """images → (scores, class maps at full size, mask, lung probability), compiled, cached per model and mode."""
     steps = _STEPS.setdefault(model, {})
     if jit_compile in steps:
         return steps[jit_compile]
+    import keras
     import tensorflow as tf
 
-    from cxrzoo.layers.cxrnet import xla_depthwise
+    from cxrzoo.layers.cxrnet import native_dilation, xla_depthwise
 
     names = {layer.name for layer in model.layers}
     missing = {"feature_map", "gap"} - names
@@ -46,26 +50,15 @@ def _heatmap_step(model, jit_compile: bool):
     gap = model.get_layer("gap")
     head = model.get_layer("predictions") if "predictions" in names else None
     end_to_end = isinstance(model.output, dict)
-    if end_to_end:
-        forward = model
-        threshold = model.get_layer("member0").get_layer("mask_binary").threshold
-    else:
-        import keras
-
-        if len(model.inputs) != 2:
-            raise ValueError(f"model {model.name!r}: expected the end-to-end CXR-Net or the [image, mask] classifier")
-        forward = keras.Model(model.inputs, {"feature_map": model.get_layer("feature_map").output,
-                                             "probabilities": model.output})
-        threshold = model.get_layer("member0").get_layer("mask_binary").threshold
+    if not end_to_end and len(model.inputs) != 2:
+        raise ValueError(f"model {model.name!r}: expected the end-to-end CXR-Net or the [image, mask] classifier")
+    threshold = model.get_layer("member0").get_layer("mask_binary").threshold
     size = tuple(int(d) for d in model.inputs[0].shape[1:3])
     specs = [tf.TensorSpec((None, *tuple(t.shape[1:])), tf.float32) for t in model.inputs]
     signature = [specs[0]] if end_to_end else [specs]
 
-    @tf.function(input_signature=signature, jit_compile=jit_compile)
-    def step(inputs):
-        out = forward(inputs, training=False)
+    def maps_and_scores(out, mask):
         maps = out["feature_map"]
-        mask = out["mask"] if end_to_end else inputs[1]
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(maps)
             scores = gap(maps)
@@ -81,7 +74,54 @@ def _heatmap_step(model, jit_compile: bool):
         cams = tf.stack(cams, axis=-1)  # (B, h, w, classes)
         # TF's half-pixel-centre bilinear resize is cv2.resize(INTER_LINEAR) for up-sampling.
         cams = tf.image.resize(cams, size, method="bilinear")
-        inside = mask[..., 0] > threshold
+        return scores, cams, mask[..., 0] > threshold
+
+    if end_to_end and jit_compile is True:
+        # Module 1 on TensorFlow's own (oneDNN) kernels, which run its full-resolution dilated depthwise
+        # convolutions faster on CPU than XLA, with its BatchNormalizations folded into the convolutions (a fifth
+        # of its time at 300×340); Module 2 and the heat-map math, many small ops at 75×85, as one XLA cluster (a
+        # jit-compiled function called from the graph).
+        from cxrzoo.models.inference import fold_batch_norm
+
+        module1 = model.get_layer("module1")
+        segmenter = fold_batch_norm(module1)
+        snapshot = [w.numpy() for w in module1.weights]
+        scale, lung_channel = model.get_layer("module1_scale"), model.get_layer("lung_mask")
+        gate, standardize = model.get_layer("mask"), model.get_layer("standardize")
+        standardized, mask = standardize.output, gate.output
+        back = keras.Model([standardized, mask], {"feature_map": model.get_layer("feature_map").output})
+
+        @tf.function(jit_compile=True)
+        def module2(standardized, mask):
+            return maps_and_scores(back([standardized, mask], training=False), mask)
+
+        @tf.function(input_signature=signature)
+        def hybrid(images):
+            with native_dilation(3):
+                lungs = lung_channel(segmenter(scale(images), training=False))
+            mask = gate([images, lungs])
+            with xla_depthwise():  # traced here: only Module 2's layers get the fusable depthwise form
+                scores, cams, inside = module2(standardize(images), mask)
+            return scores, cams, inside, lungs[..., 0]
+
+        def run_hybrid(images):
+            # the folded copy is a snapshot of Module 1: fold again if its weights have changed since (fine-tuning)
+            if any(not np.array_equal(w.numpy(), old) for w, old in zip(module1.weights, snapshot)):
+                del steps[jit_compile]
+                return _heatmap_step(model, jit_compile)(images)
+            return hybrid(images)
+
+        steps[jit_compile] = run_hybrid
+        return run_hybrid
+
+    forward = model if end_to_end else keras.Model(
+        model.inputs, {"feature_map": model.get_layer("feature_map").output, "probabilities": model.output})
+
+    @tf.function(input_signature=signature, jit_compile=bool(jit_compile))
+    def step(inputs):
+        out = forward(inputs, training=False)
+        mask = out["mask"] if end_to_end else inputs[1]
+        scores, cams, inside = maps_and_scores(out, mask)
         lungs = out["lung_mask"] if end_to_end else inputs[1]
         return scores, cams, inside, lungs[..., 0]
 
@@ -145,7 +185,7 @@ def _as_batch(model, images):
     return [x, m], x.shape[0]
 
 
-def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool = False) -> dict[str, np.ndarray]:
+def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool | str = False) -> dict[str, np.ndarray]:
     """The CXR-Net authors' positive, negative and difference heat maps at full input resolution.
 
     Reference: Gatti et al., CXR-Net (seed paper 000), §3.2.2, Figs. 12–14; reference cxrnet.md §6.
@@ -157,9 +197,11 @@ def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool = 
             (:func:`cxrzoo.prepare_cxrnet_input`); for the classifier, ``[X, M]`` as it takes them.
         empty: what to do with an image whose lung mask is empty: "raise" (ValueError naming the images) or
             "zeros" (its maps are all 0 and its ``mask`` all False; a batch job can report it and go on).
-        jit_compile: compile the whole computation with XLA: about half the time per image, but the first call
-            for each batch size (batches are padded to 1, 2, 4 or 8 images) compiles for 20-30 s. Worth it for
-            many images; the default runs TensorFlow's graph executor. Both give the same maps to about 1e-5.
+        jit_compile: False (default): TensorFlow's graph executor. True: Module 2 and the heat-map computation
+            compiled with XLA, Module 1 left on TensorFlow's kernels (for the end-to-end model; the classifier is
+            all Module 2); the fastest on CPU (docs/performance.md). "all": the whole end-to-end model with XLA.
+            With XLA the first call for each batch size (batches are padded to 1, 2, 4 or 8 images) compiles for
+            5-30 s: worth it for many images. All modes give the same maps to about 1e-5.
 
     Returns:
         A dict of NumPy arrays: ``positive`` and ``negative`` (B, H, W) float32 in [0, 1] inside the mask,
@@ -178,7 +220,9 @@ def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool = 
     """
     if empty not in ("raise", "zeros"):
         raise ValueError(f"empty must be 'raise' or 'zeros', got {empty!r}")
-    step = _heatmap_step(model, bool(jit_compile))
+    if not any(jit_compile is mode or (isinstance(mode, str) and jit_compile == mode) for mode in JIT_MODES):
+        raise ValueError(f"jit_compile must be False, True or 'all', got {jit_compile!r}")
+    step = _heatmap_step(model, jit_compile)
     x, n = _as_batch(model, images)
     if n == 0:
         raise ValueError("images is an empty batch")

@@ -45,3 +45,15 @@ class ReduceSum(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class FoldedBatchNormalization(keras.layers.Layer):
+    """Where a BatchNormalization was, after :func:`cxrzoo.models.inference.fold_batch_norm` merged it into the
+    convolution before it: passes its input through (keeps the layer's name and call signature)."""
+
+    def call(self, inputs, training=None, mask=None):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

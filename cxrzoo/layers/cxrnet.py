@@ -196,6 +196,33 @@ def xla_depthwise():
         _XLA_STATE.active = previous
 
 
+@contextlib.contextmanager
+def native_dilation(max_rate: int = 3):
+    """Within this block, :class:`SeparableConv2D` layers *traced* for TensorFlow's graph executor compute a
+    depthwise convolution with dilation 2..``max_rate`` by TensorFlow's dilated depthwise kernel instead of
+    ``tf.nn.depthwise_conv2d``'s space-to-batch rewrite (on a 2-core CPU with oneDNN, 5×5 at rate 3 on a 300×340×48
+    map: 6.4 ms instead of 12.3 ms; at rate 5 the rewrite is the faster, hence the limit). Same results to float
+    rounding; used for Module 1 by ``cxrzoo.explain.cxrnet_heatmaps(..., jit_compile=True)``.
+    """
+    previous = getattr(_XLA_STATE, "native_dilation", 0)
+    _XLA_STATE.native_dilation = int(max_rate)
+    try:
+        yield
+    finally:
+        _XLA_STATE.native_dilation = previous
+
+
+def _native_dilated_depthwise(x, kernel, dilation: tuple[int, int]):
+    import tensorflow as tf
+
+    kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
+    dh, dw = dilation
+    top, left = (kh - 1) // 2 * dh, (kw - 1) // 2 * dw
+    return tf.raw_ops.DepthwiseConv2dNative(
+        input=x, filter=kernel, strides=[1, 1, 1, 1], padding="EXPLICIT", dilations=[1, dh, dw, 1],
+        explicit_paddings=[0, 0, top, (kh - 1) * dh - top, left, (kw - 1) * dw - left, 0, 0])
+
+
 def _shifted_depthwise(x, kernel, dilation: tuple[int, int]):
     """'same'-padded, stride-1 depthwise convolution (multiplier 1) as Σ_taps shift(x) · kernel[tap]."""
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
@@ -225,10 +252,19 @@ class SeparableConv2D(keras.layers.SeparableConv2D):
                 and self.depth_multiplier == 1 and self.data_format == "channels_last"
                 and inputs.shape[1] is not None and inputs.shape[2] is not None)
 
+    def _native_dilated(self) -> bool:
+        rate = getattr(_XLA_STATE, "native_dilation", 0)
+        return (rate > 0 and not getattr(_XLA_STATE, "active", False) and self.padding == "same"
+                and self.strides == (1, 1) and self.data_format == "channels_last"
+                and 1 < max(self.dilation_rate) <= rate)
+
     def call(self, inputs):
-        if not self._shiftable(inputs):
+        if self._native_dilated():
+            x = _native_dilated_depthwise(inputs, self.depthwise_kernel, self.dilation_rate)
+        elif not self._shiftable(inputs):
             return super().call(inputs)
-        x = _shifted_depthwise(inputs, self.depthwise_kernel, self.dilation_rate)
+        else:
+            x = _shifted_depthwise(inputs, self.depthwise_kernel, self.dilation_rate)
         x = ops.conv(x, self.pointwise_kernel, strides=1, padding="valid", data_format="channels_last")
         if self.use_bias:
             x = x + self.bias

@@ -10,6 +10,9 @@
 | :mod:`cxrzoo.models.screening` | 002 screening baselines (AlexNet, VGG16, ResNet50, DenseNet121, InceptionV3) |
 | :mod:`cxrzoo.models.segmentation` | 003 Tahir thesis: U-Net / U-Net++ / FPN over five encoders (:mod:`~cxrzoo.models.encoders`) |
 | :mod:`cxrzoo.models.infection_detector` | 003 Tahir thesis: classifiers, SqueezeNet, the infection detector |
+
+:func:`fold_batch_norm` (:mod:`cxrzoo.models.inference`) makes an inference copy of any of them with each
+BatchNormalization merged into the convolution before it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from cxrzoo.models import covid_cxnet  # noqa: E402
 from cxrzoo.models import covid_xnet  # noqa: E402
 from cxrzoo.models import bone_suppression  # noqa: E402
 from cxrzoo.models import screening, segmentation, infection_detector  # noqa: E402
+from cxrzoo.models.inference import fold_batch_norm  # noqa: E402,F401
 
 
 def load_model(path, *, compile: bool = False, safe_mode: bool = True):

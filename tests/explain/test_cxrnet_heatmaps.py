@@ -69,17 +69,38 @@ def test_one_batch_equals_image_by_image_and_is_deterministic(model, images):
     np.testing.assert_allclose(batch["difference"][1], single["difference"][0], atol=1e-5)
 
 
-def test_xla_gives_the_same_maps_deterministically(model, images):
+@pytest.mark.parametrize("jit_compile", [True, "all"])  # Module 2 with XLA (Module 1 on TF kernels); everything
+def test_xla_gives_the_same_maps_deterministically(model, images, jit_compile):
     # three images: padded to the batch size 4 that XLA compiles for
     batch = np.concatenate([images, images[:1]])
-    compiled = cxrnet_heatmaps(model, batch, jit_compile=True)
-    again = cxrnet_heatmaps(model, batch, jit_compile=True)
+    compiled = cxrnet_heatmaps(model, batch, jit_compile=jit_compile)
+    again = cxrnet_heatmaps(model, batch, jit_compile=jit_compile)
     reference = cxrnet_heatmaps(model, batch)
     assert compiled["difference"].shape == (3, 300, 340)
     for key in ("positive", "difference", "probabilities"):
         np.testing.assert_array_equal(compiled[key], again[key])
         np.testing.assert_allclose(compiled[key], reference[key], atol=1e-4)
     np.testing.assert_array_equal(compiled["mask"], reference["mask"])
+
+
+def test_the_fast_mode_follows_changes_to_module1(shared_weights, images):
+    # jit_compile=True runs a folded copy of Module 1: it must be refolded when Module 1's weights change
+    from cxrzoo.models.cxrnet import build_cxrnet
+
+    model = build_cxrnet()
+    before = cxrnet_heatmaps(model, images, jit_compile=True)
+    bn = model.get_layer("module1").get_layer("block1_branch2_bn")
+    gamma, beta, mean, var = bn.get_weights()
+    bn.set_weights([gamma, beta + 0.5, mean, var])
+    after, reference = cxrnet_heatmaps(model, images, jit_compile=True), cxrnet_heatmaps(model, images)
+    assert np.abs(after["lung_mask"] - before["lung_mask"]).max() > 1e-3
+    np.testing.assert_allclose(after["lung_mask"], reference["lung_mask"], atol=1e-4)
+    np.testing.assert_allclose(after["probabilities"], reference["probabilities"], atol=1e-4)
+
+
+def test_unknown_jit_modes_are_refused(model, images):
+    with pytest.raises(ValueError, match="jit_compile must be"):
+        cxrnet_heatmaps(model, images, jit_compile="module1")
 
 
 def test_classifier_inputs_and_the_h5_mask(shared, shared_weights):
