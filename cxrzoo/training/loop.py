@@ -119,33 +119,31 @@ def custom_fit(model, train, validation=None, *, epochs: int = 1, callbacks=(), 
     cbs = keras.callbacks.CallbackList(list(callbacks) + [history], add_history=False, add_progbar=progbar,
                                        model=model, verbose=1 if verbose == "auto" else verbose, epochs=epochs,
                                        steps=steps_per_epoch)
+    def run_pass(dataset, step_fn, limit, begin, end, with_logs):
+        """One pass over ``dataset`` (at most ``limit`` batches); returns the number of batches."""
+        count = 0
+        for batch in dataset:
+            if limit is not None and count >= limit:
+                break
+            begin(count)
+            step_fn(batch)
+            end(count, _logs(model) if with_logs else None)
+            count += 1
+        return count
+
     model.stop_training = False
     cbs.on_train_begin()
     for epoch in range(epochs):
         model.reset_metrics()
         cbs.on_epoch_begin(epoch)
-        step = 0
-        for batch in dist_train:
-            if steps_per_epoch is not None and step >= steps_per_epoch:
-                break
-            cbs.on_train_batch_begin(step)
-            train_step(batch)
-            cbs.on_train_batch_end(step, _logs(model) if progbar else None)
-            step += 1
-        if step == 0:
+        if run_pass(dist_train, train_step, steps_per_epoch, cbs.on_train_batch_begin, cbs.on_train_batch_end,
+                    progbar) == 0:
             raise ValueError("the training dataset yielded no batch")
         logs = _logs(model)
         if dist_val is not None:
             model.reset_metrics()
             cbs.on_test_begin()
-            vstep = 0
-            for batch in dist_val:
-                if validation_steps is not None and vstep >= validation_steps:
-                    break
-                cbs.on_test_batch_begin(vstep)
-                test_step(batch)
-                cbs.on_test_batch_end(vstep)
-                vstep += 1
+            run_pass(dist_val, test_step, validation_steps, cbs.on_test_batch_begin, cbs.on_test_batch_end, False)
             val_logs = _logs(model)
             cbs.on_test_end(val_logs)
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
