@@ -11,8 +11,8 @@ panels) and the raw maps ``DIR/<name>_{positive,negative,difference}.npy``.
 
 Scores and maps come from one compiled TensorFlow program per batch (:func:`cxrzoo.explain.cxrnet_heatmaps`);
 ``--jit`` compiles Module 2 and the heat maps with XLA (Module 1 stays on TensorFlow's kernels), which pays off
-for long lists of images. TensorFlow's native start-up messages are kept off stderr (``CXRZOO_DEBUG=1`` shows them), so stderr carries only this command's errors and its progress bar
-(shown for more than three images).
+for long lists of images. TensorFlow's native start-up messages are kept off stderr (``CXRZOO_DEBUG=1`` shows
+them), so stderr carries only this command's errors and its progress bar (shown for more than three images).
 """
 
 from __future__ import annotations

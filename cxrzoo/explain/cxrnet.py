@@ -29,9 +29,6 @@ _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BATCH_BUCKETS = (1, 2, 4, 8)
 
 
-JIT_MODES = (False, True, "all")
-
-
 def _heatmap_step(model, jit_compile):
     """images → (scores, class maps at full size, mask, lung probability), compiled, cached per model and mode."""
     steps = _STEPS.setdefault(model, {})
@@ -220,7 +217,7 @@ def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool | 
     """
     if empty not in ("raise", "zeros"):
         raise ValueError(f"empty must be 'raise' or 'zeros', got {empty!r}")
-    if not any(jit_compile is mode or (isinstance(mode, str) and jit_compile == mode) for mode in JIT_MODES):
+    if not (isinstance(jit_compile, bool) or jit_compile == "all"):
         raise ValueError(f"jit_compile must be False, True or 'all', got {jit_compile!r}")
     step = _heatmap_step(model, jit_compile)
     x, n = _as_batch(model, images)

@@ -77,9 +77,9 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
 
     A BatchNormalization folds when its only input is a ``Conv2D``, ``SeparableConv2D`` or ``DepthwiseConv2D``
     (channels last, linear activation) whose output nothing else reads; the folded layer keeps its name and becomes
-    a pass-through ``FoldedBatchNormalization``, and the convolution gains the bias. Other layers are copied with their weights. The copy gives
-    the original's inference outputs to float rounding (~1e-6); it is not meant for training (the statistics are
-    gone). ``model`` is not changed.
+    a pass-through ``FoldedBatchNormalization``, and the convolution gains the bias. Other layers are copied with
+    their weights. The copy gives the original's inference outputs to float rounding (~1e-6); it is not meant for
+    training (the statistics are gone). ``model`` is not changed.
 
     Example:
         >>> fast = fold_batch_norm(cxrzoo.build_res_cr_net(weights="res_cr_net.v7_lungs"))
