@@ -65,9 +65,9 @@ def _pairs(model) -> dict[str, str]:
 
 
 def _affine(bn) -> tuple[np.ndarray, np.ndarray]:
-    mean, var = (np.asarray(keras.ops.convert_to_numpy(v), np.float64) for v in (bn.moving_mean, bn.moving_variance))
-    gamma = np.asarray(keras.ops.convert_to_numpy(bn.gamma), np.float64) if bn.scale else np.ones_like(mean)
-    beta = np.asarray(keras.ops.convert_to_numpy(bn.beta), np.float64) if bn.center else np.zeros_like(mean)
+    mean, var = (np.asarray(v.numpy(), np.float64) for v in (bn.moving_mean, bn.moving_variance))
+    gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else np.ones_like(mean)
+    beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else np.zeros_like(mean)
     scale = gamma / np.sqrt(var + bn.epsilon)
     return scale, beta - scale * mean
 
@@ -85,7 +85,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         >>> fast = fold_batch_norm(cxrzoo.build_res_cr_net(weights="res_cr_net.v7_lungs"))
         >>> lungs = fast(x, training=False)
     """
-    if not isinstance(model, keras.Model) or not hasattr(model, "get_config"):
+    if not isinstance(model, keras.Model):
         raise TypeError(f"fold_batch_norm needs a functional keras.Model, got {type(model).__name__}")
     pairs = _pairs(model)
     folded_bns = set(pairs.values())

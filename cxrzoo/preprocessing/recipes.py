@@ -231,26 +231,25 @@ def _scale_step(normalization: str = "unit") -> Step:
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
-    # For uint8 input the whole step is a 256-entry float32 table (per channel for ImageNet statistics), computed
-    # with the same float32 operations as the direct form below, so bit-identical, and applied by cv2.LUT, which is
-    # 3-5x faster than the arithmetic.
-    unit = np.divide(np.arange(256, dtype=np.uint8), np.float32(255.0), dtype=np.float32)
-    per_channel = None
-    if normalization == "imagenet":
-        per_channel = ((unit[:, None] - np.asarray(IMAGENET_MEAN, np.float32)) /
-                       np.asarray(IMAGENET_STD, np.float32)).astype(np.float32).reshape(256, 1, 3)
-
-    def _image(a):
-        if a.dtype == np.uint8 and per_channel is None:
-            return cv2.LUT(a, unit).reshape(a.shape if a.ndim == 3 else a.shape + (1,))
-        if a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == 3:
-            return cv2.LUT(a, per_channel)
+    def _arithmetic(a):
         x = np.divide(a, np.float32(255.0), dtype=np.float32)  # one pass; the same values as astype, then /
         if x.ndim == 2:
             x = x[..., None]
         if normalization == "imagenet":
             x = (x - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
         return x
+
+    # For uint8 input the whole step is a table of the 256 levels (one column per channel for ImageNet statistics)
+    # made by the arithmetic itself, so bit-identical, and applied by cv2.LUT, 3-5x faster than the arithmetic.
+    table = _arithmetic(np.arange(256, dtype=np.uint8).reshape(256, 1))  # (256, 1, 1) or (256, 1, 3)
+    channels = table.shape[-1]
+
+    def _image(a):
+        if a.dtype == np.uint8 and channels == 1:
+            return cv2.LUT(a, table[..., 0]).reshape(a.shape if a.ndim == 3 else a.shape + (1,))
+        if a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == channels:
+            return cv2.LUT(a, table)
+        return _arithmetic(a)
 
     label = "x / 255" if normalization == "unit" else "x / 255, then ImageNet mean/std per channel"
     return Step(f"{label} → float32", _image)

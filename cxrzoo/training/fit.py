@@ -246,7 +246,7 @@ def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, lea
 
     with synchronized_batch_norm(model, enabled=sync_batchnorm and num_replicas(strategy) > 1):
         if loop == "custom" or (loop == "auto" and _is_multi_worker(strategy)):
-            if loop == "auto" and not is_chief(strategy):
+            if not is_chief(strategy):  # one progress bar per cluster
                 verbose = 0
             history = custom_fit(model, train_ds, val_ds, epochs=rec.epochs, callbacks=cbs, strategy=strategy,
                                  class_weight=fit_class_weight, steps_per_epoch=steps_per_epoch,
