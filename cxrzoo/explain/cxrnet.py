@@ -76,12 +76,13 @@ def _heatmap_step(model, jit_compile):
     if end_to_end and jit_compile is True:
         # Module 1 on TensorFlow's own (oneDNN) kernels, which run its full-resolution dilated depthwise
         # convolutions faster on CPU than XLA, with its BatchNormalizations folded into the convolutions (a fifth
-        # of its time at 300×340); Module 2 and the heat-map math, many small ops at 75×85, as one XLA cluster (a
-        # jit-compiled function called from the graph).
-        from cxrzoo.models.inference import fold_batch_norm
+        # of its time at 300×340) and its rate-5 branches on polyphase components (rate 3 is faster on TF's
+        # dilated kernel, native_dilation below); Module 2 and the heat-map math, many small ops at 75×85, as one
+        # XLA cluster (a jit-compiled function called from the graph).
+        from cxrzoo.models.inference import fold_batch_norm, polyphase_dilated
 
         module1 = model.get_layer("module1")
-        segmenter = fold_batch_norm(module1)
+        segmenter = fold_batch_norm(polyphase_dilated(module1, min_rate=4))
         snapshot = [w.numpy() for w in module1.weights]
         scale, lung_channel = model.get_layer("module1_scale"), model.get_layer("lung_mask")
         gate, standardize = model.get_layer("mask"), model.get_layer("standardize")

@@ -1,4 +1,5 @@
-"""Small shape-manipulation layers that Keras 3 lacks and ``Lambda`` would make unsafe to deserialize."""
+"""Small layers that Keras 3 lacks and ``Lambda`` would make unsafe to deserialize: shape manipulation, and the
+pieces of the inference rewrites in :mod:`cxrzoo.models.inference`."""
 
 from __future__ import annotations
 
@@ -57,3 +58,67 @@ class FoldedBatchNormalization(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class PolyphaseSplit(keras.layers.Layer):
+    """(B, H, W, C) → (rate²·B, ⌈H/rate⌉, ⌈W/rate⌉, C): the rate×rate polyphase components as a batch.
+
+    Component (p, q) of image b is ``x[b, p::rate, q::rate]`` and lands at batch index ``(p·rate + q)·B + b``; the
+    input is first zero-padded at the bottom and right to multiples of ``rate``. A convolution dilated by ``rate``
+    with 'same' zero padding and an odd kernel is the undilated convolution of each component, which is how
+    :func:`cxrzoo.models.inference.polyphase_dilated` runs dilated branches; :class:`PolyphaseMerge` inverts it.
+    """
+
+    def __init__(self, rate: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        if int(rate) < 1:
+            raise ValueError(f"rate must be >= 1, got {rate}")
+        self.rate = int(rate)
+
+    def call(self, inputs):
+        r = self.rate
+        height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        if height is None or width is None or channels is None:
+            raise ValueError(f"PolyphaseSplit needs static height, width and channels, got {inputs.shape}")
+        rows, cols = -(-height // r), -(-width // r)
+        if (rows * r, cols * r) != (height, width):
+            inputs = ops.pad(inputs, [[0, 0], [0, rows * r - height], [0, cols * r - width], [0, 0]])
+        x = ops.reshape(inputs, (-1, rows, r, cols, r, channels))
+        x = ops.transpose(x, (2, 4, 0, 1, 3, 5))
+        return ops.reshape(x, (-1, rows, cols, channels))
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        r = self.rate
+        return (None if batch is None else batch * r * r, -(-height // r), -(-width // r), channels)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class PolyphaseMerge(keras.layers.Layer):
+    """The inverse of :class:`PolyphaseSplit`: interleaves the components back and crops to ``height`` × ``width``."""
+
+    def __init__(self, rate: int = 2, height: int = 1, width: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.height, self.width = int(rate), int(height), int(width)
+
+    def call(self, inputs):
+        r = self.rate
+        rows, cols, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        x = ops.reshape(inputs, (r, r, -1, rows, cols, channels))
+        x = ops.transpose(x, (2, 3, 0, 4, 1, 5))
+        x = ops.reshape(x, (-1, rows * r, cols * r, channels))
+        if (rows * r, cols * r) != (self.height, self.width):
+            x = x[:, :self.height, :self.width, :]
+        return x
+
+    def compute_output_shape(self, input_shape):
+        batch = input_shape[0]
+        r = self.rate
+        return (None if batch is None else batch // (r * r), self.height, self.width, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "height": self.height, "width": self.width}

