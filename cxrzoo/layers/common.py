@@ -70,7 +70,7 @@ class PolyphaseSplit(keras.layers.Layer):
     :func:`cxrzoo.models.inference.polyphase_dilated` runs dilated branches; :class:`PolyphaseMerge` inverts it.
     """
 
-    def __init__(self, rate: int = 2, **kwargs):
+    def __init__(self, rate: int, **kwargs):
         super().__init__(**kwargs)
         if int(rate) < 1:
             raise ValueError(f"rate must be >= 1, got {rate}")
@@ -101,7 +101,7 @@ class PolyphaseSplit(keras.layers.Layer):
 class PolyphaseMerge(keras.layers.Layer):
     """The inverse of :class:`PolyphaseSplit`: interleaves the components back and crops to ``height`` × ``width``."""
 
-    def __init__(self, rate: int = 2, height: int = 1, width: int = 1, **kwargs):
+    def __init__(self, rate: int, height: int, width: int, **kwargs):
         super().__init__(**kwargs)
         self.rate, self.height, self.width = int(rate), int(height), int(width)
 

@@ -130,15 +130,14 @@ class AxisAttention(keras.layers.Layer):
         query, key, value = inputs
         if self.axis == 1:
             query, key, value = (ops.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
-        if self.output_kernel.shape[-1] < self.head_size:
-            # (weights·value·Wv)·Wo = weights·(value·(Wv Wo)): with fewer outputs than head_size (CXR-Net: 1 and
-            # 64) the value goes straight to the output space of each head.
-            value_out = ops.einsum("chd,hdo->hco", self.value_kernel, self.output_kernel)
-            v = ops.einsum("bxmc,hco->bxhmo", value, value_out)
-            finish = lambda heads: ops.sum(heads, axis=2) + self.output_bias  # noqa: E731
+        # (weights·value·Wv)·Wo = weights·(value·(Wv Wo)): with fewer outputs than head_size (CXR-Net: 1 and 64)
+        # the values go straight to each head's output space.
+        values_in_output_space = self.output_kernel.shape[-1] < self.head_size
+        if values_in_output_space:
+            v = ops.einsum("bxmc,hco->bxhmo", value,
+                           ops.einsum("chd,hdo->hco", self.value_kernel, self.output_kernel))
         else:
             v = ops.einsum("bxmc,chd->bxhmd", value, self.value_kernel)
-            finish = lambda heads: ops.einsum("bxhnd,hdo->bxno", heads, self.output_kernel) + self.output_bias  # noqa: E731
         scale = 1.0 / math.sqrt(self.head_size)
         if key.shape[-1] < self.head_size:
             # q·kᵀ = query·(Wq Wkᵀ)·keyᵀ: with fewer key channels than head_size the per-head (C_q, C_k) bilinear
@@ -156,7 +155,10 @@ class AxisAttention(keras.layers.Layer):
             q = ops.einsum("bxnc,chd->bxhnd", query, self.query_kernel) * scale
             k = ops.einsum("bxmc,chd->bxhmd", key, self.key_kernel)
             heads = _attend(ops.einsum("bxhnd,bxhmd->bxhnm", q, k), v)
-        out = finish(heads)
+        if values_in_output_space:
+            out = ops.sum(heads, axis=2) + self.output_bias
+        else:
+            out = ops.einsum("bxhnd,hdo->bxno", heads, self.output_kernel) + self.output_bias
         if self.axis == 1:
             out = ops.transpose(out, (0, 2, 1, 3))
         return out
