@@ -73,12 +73,12 @@ def _heatmap_step(model, jit_compile):
         cams = tf.image.resize(cams, size, method="bilinear")
         return scores, cams, mask[..., 0] > threshold
 
-    if end_to_end and jit_compile is True:
+    if end_to_end and jit_compile != "all":
         # Module 1 on TensorFlow's own (oneDNN) kernels, which run its full-resolution dilated depthwise
         # convolutions faster on CPU than XLA, with its BatchNormalizations folded into the convolutions (a fifth
         # of its time at 300×340) and its rate-5 branches on polyphase components (rate 3 is faster on TF's
-        # dilated kernel, native_dilation below); Module 2 and the heat-map math, many small ops at 75×85, as one
-        # XLA cluster (a jit-compiled function called from the graph).
+        # dilated kernel, native_dilation below); with jit_compile=True, Module 2 and the heat-map math, many
+        # small ops at 75×85, as one XLA cluster (a jit-compiled function called from the graph).
         from cxrzoo.models.inference import fold_batch_norm, polyphase_dilated
 
         module1 = model.get_layer("module1")
@@ -90,7 +90,7 @@ def _heatmap_step(model, jit_compile):
         back = keras.Model([standardized, mask], {"feature_map": model.get_layer("feature_map").output})
 
         @tf.function(jit_compile=True)
-        def module2(standardized, mask):
+        def module2_xla(standardized, mask):
             return maps_and_scores(back([standardized, mask], training=False), mask)
 
         @tf.function(input_signature=signature)
@@ -98,8 +98,11 @@ def _heatmap_step(model, jit_compile):
             with native_dilation(3):
                 lungs = lung_channel(segmenter(scale(images), training=False))
             mask = gate([images, lungs])
-            with xla_depthwise():  # traced here: only Module 2's layers get the fusable depthwise form
-                scores, cams, inside = module2(standardize(images), mask)
+            if not jit_compile:
+                scores, cams, inside = maps_and_scores(back([standardize(images), mask], training=False), mask)
+            else:
+                with xla_depthwise():  # traced here: only Module 2's layers get the fusable depthwise form
+                    scores, cams, inside = module2_xla(standardize(images), mask)
             return scores, cams, inside, lungs[..., 0]
 
         def run_hybrid(images):
@@ -197,7 +200,10 @@ def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool | 
             "zeros" (its maps are all 0 and its ``mask`` all False; a batch job can report it and go on).
         jit_compile: False (default): TensorFlow's graph executor. True: Module 2 and the heat-map computation
             compiled with XLA, Module 1 left on TensorFlow's kernels (for the end-to-end model; the classifier is
-            all Module 2); the fastest on CPU (docs/performance.md). "all": the whole end-to-end model with XLA.
+            all Module 2); the fastest on CPU (docs/performance.md). In both, the end-to-end model's Module 1 runs
+            as an inference copy (:func:`cxrzoo.models.fold_batch_norm` of
+            :func:`cxrzoo.models.polyphase_dilated`), rebuilt when its weights change. "all": the whole
+            end-to-end model as it is, with XLA.
             With XLA the first call for each batch size (batches are padded to 1, 2, 4 or 8 images) compiles for
             5-30 s: worth it for many images. All modes give the same maps to about 1e-5.
 
