@@ -15,6 +15,7 @@ the mask ``difference = 2·positive − 1`` exactly; the tests check this proper
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 import numpy as np
@@ -89,20 +90,20 @@ def _heatmap_step(model, jit_compile):
         standardized, mask = standardize.output, gate.output
         back = keras.Model([standardized, mask], {"feature_map": model.get_layer("feature_map").output})
 
-        @tf.function(jit_compile=True)
-        def module2_xla(standardized, mask):
+        def module2(standardized, mask):
             return maps_and_scores(back([standardized, mask], training=False), mask)
+
+        if jit_compile:
+            module2 = tf.function(module2, jit_compile=True)
 
         @tf.function(input_signature=signature)
         def hybrid(images):
             with native_dilation(3):
                 lungs = lung_channel(segmenter(scale(images), training=False))
             mask = gate([images, lungs])
-            if not jit_compile:
-                scores, cams, inside = maps_and_scores(back([standardize(images), mask], training=False), mask)
-            else:
-                with xla_depthwise():  # traced here: only Module 2's layers get the fusable depthwise form
-                    scores, cams, inside = module2_xla(standardize(images), mask)
+            # traced here, so only Module 2's layers get the depthwise form XLA fuses
+            with xla_depthwise() if jit_compile else contextlib.nullcontext():
+                scores, cams, inside = module2(standardize(images), mask)
             return scores, cams, inside, lungs[..., 0]
 
         def run_hybrid(images):

@@ -24,7 +24,7 @@ from cxrzoo.training.recipes import RECIPES, TrainingRecipe, list_training_recip
 
 __all__ = [
     "CrossValidationResult", "ENSEMBLE_MODES", "RECIPES", "TrainingRecipe", "TrainingResult", "TransferReport",
-    "as_dataset", "build_in_scope", "cross_validate", "custom_fit", "ensemble", "fit_classifier", "fit_segmenter", "is_chief",
-    "list_training_recipes", "num_replicas", "prepare_labels", "set_trainable", "shard_dataset", "split_cpu",
+    "as_dataset", "build_in_scope", "cross_validate", "custom_fit", "ensemble", "fit_classifier", "fit_segmenter",
+    "is_chief", "list_training_recipes", "num_replicas", "prepare_labels", "set_trainable", "shard_dataset", "split_cpu",
     "synchronized_batch_norm", "training_recipe", "transfer_weights", "with_class_weights",
 ]

@@ -42,7 +42,7 @@ def with_class_weights(dataset, class_weight: dict):
         if len(batch) not in (2, 3):
             raise ValueError("class weights need (x, y) or (x, y, sample_weight) batches")
         x, y = batch[0], batch[1]
-        if isinstance(y, dict) or isinstance(y, (tuple, list)):
+        if isinstance(y, (dict, tuple, list)):
             raise ValueError("class_weight supports a single-output model only (as Model.fit does)")
         y = tf.convert_to_tensor(y)
         if y.shape.rank is not None and y.shape.rank >= 2 and y.shape[-1] not in (None, 1):
@@ -119,6 +119,7 @@ def custom_fit(model, train, validation=None, *, epochs: int = 1, callbacks=(), 
     cbs = keras.callbacks.CallbackList(list(callbacks) + [history], add_history=False, add_progbar=progbar,
                                        model=model, verbose=1 if verbose == "auto" else verbose, epochs=epochs,
                                        steps=steps_per_epoch)
+
     def run_pass(dataset, step_fn, limit, begin, end, with_logs):
         """One pass over ``dataset`` (at most ``limit`` batches); returns the number of batches."""
         count = 0
