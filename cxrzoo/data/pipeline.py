@@ -1,15 +1,17 @@
 """``make_dataset``: files or arrays → a shuffled, augmented, batched, prefetched ``tf.data.Dataset``.
 
-Stages: indices → (shuffle) → batches of indices → load + recipe (one ``tf.numpy_function`` call per batch, run by
-parallel map workers; the NumPy/OpenCV/Pillow kernels release the GIL, so the workers really run side by side) →
-(cache, per example) → augmentation (TF ops on the batch, stateless, seeded per example) → prefetch. Label masks go
-through the recipe's geometry with nearest neighbour interpolation and through the augmentation with the very same
-matrix as their image.
+Stages: indices → (shuffle) → batches of indices → load + recipe (one ``tf.numpy_function`` call per batch; its
+examples are prepared by a shared pool of one thread per core, see :func:`_example_pool`; the NumPy/OpenCV/Pillow
+kernels release the GIL, so the threads really run side by side) → (cache, per example) → augmentation (TF ops on
+the batch, stateless, seeded per example) → prefetch. Label masks go through the recipe's geometry with nearest
+neighbour interpolation and through the augmentation with the very same matrix as their image.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -71,11 +73,11 @@ def _as_mask_input(m: np.ndarray) -> np.ndarray:
 def _make_loader(images, masks, prep: Recipe | None, mask_role: str) -> Loader:
     finish = _binarize if mask_role == "target" else _as_mask_input
 
-    def load(i: int):
+    def load(i: int, out: np.ndarray | None = None):
         image = _image_at(images, i)
         mask_list = _masks_at(masks, i)
         if prep is not None:
-            x, mask_list = prep.prepare(image, mask_list)
+            x, mask_list = prep.prepare(image, mask_list, out=out)
         else:
             x = image.astype(np.float32)
             if x.ndim == 2:
@@ -87,23 +89,61 @@ def _make_loader(images, masks, prep: Recipe | None, mask_role: str) -> Loader:
         m = np.stack([finish(m) for m in mask_list], axis=-1) if mask_list else None
         return x, m
 
+    load.fills_slots = True  # see build_pipeline
     return load
 
 
-def _aligned_stack(arrays: Sequence[np.ndarray], alignment: int = 64) -> np.ndarray:
-    """``np.stack(arrays)`` as float32 in a buffer aligned for TensorFlow, which then adopts it without a copy
+def _aligned_empty(shape: tuple[int, ...], alignment: int = 64) -> np.ndarray:
+    """An uninitialised float32 array in a buffer aligned for TensorFlow, which then adopts it without a copy
     (NumPy's default 16-byte alignment makes ``tf.numpy_function`` copy every batch: 7 ms for 16 × 320² × 3)."""
-    shape = (len(arrays),) + np.shape(arrays[0])
     nbytes = int(np.prod(shape)) * 4
     raw = np.empty(nbytes + alignment, np.uint8)
     offset = -raw.ctypes.data % alignment
-    out = raw[offset:offset + nbytes].view(np.float32).reshape(shape)
+    return raw[offset:offset + nbytes].view(np.float32).reshape(shape)
+
+
+def _put(batch: np.ndarray, k: int, array: np.ndarray) -> None:
+    if np.shape(array) != batch.shape[1:]:
+        raise ValueError(f"examples of one batch differ in shape: {np.shape(array)} vs {batch.shape[1:]} (give a "
+                         "recipe that resizes, or images of one size)")
+    batch[k] = array
+
+
+def _aligned_stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.stack(arrays)`` as float32 in an aligned buffer (see :func:`_aligned_empty`)."""
+    out = _aligned_empty((len(arrays),) + np.shape(arrays[0]))
     for k, array in enumerate(arrays):
-        if np.shape(array) != shape[1:]:
-            raise ValueError(f"examples of one batch differ in shape: {np.shape(array)} vs {shape[1:]} (give a recipe "
-                             "that resizes, or images of one size)")
-        out[k] = array
+        _put(out, k, array)
     return out
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _example_pool() -> ThreadPoolExecutor:
+    """The threads that prepare examples for every dataset: one per core, created on first use, shared.
+
+    Work is per example, not per batch, and first come first served: the batches in flight are finished in order,
+    and the last batch of an epoch is shared by all cores. With whole batches per thread (tf.data's map alone) the
+    epoch's odd batch ran on one core while the other idled: 13-18% of a 300-image epoch on 2 cores
+    (docs/performance.md). The pool never waits on itself, so sharing it cannot deadlock.
+    """
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_cpu_count(), thread_name_prefix="cxrzoo-examples")
+        return _POOL
+
+
+def _forget_pool_after_fork() -> None:
+    # A forked child inherits the executor object but not its threads.
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 def _as_label_array(values, n: int, name: str) -> np.ndarray | None:
@@ -148,7 +188,8 @@ def make_dataset(images, masks=None, labels=None, *, recipe, augment=None, batch
         sample_weights: optional per-image weights, yielded as a third element (e.g. CXR-Net's ``w``).
         mask_role: "target" (masks are what the model predicts: nearest neighbour everywhere, binarized) or
             "input" (masks are a second model input, like CXR-Net Module 2's M: bilinear, kept continuous).
-        num_parallel_calls: parallel map calls (default ``tf.data.AUTOTUNE``).
+        num_parallel_calls: batches loaded at once (default: one per core); the examples of those batches are
+            prepared by a shared pool of one thread per core, first come first served.
 
     Yields batches of:
         - ``x`` alone (no masks, no labels); ``(x, labels)``; ``(x, masks)`` for segmentation; ``(x, (masks,
@@ -199,7 +240,9 @@ def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=Non
     """The pipeline behind :func:`make_dataset`, for any ``load(i) -> (x float32 (H, W, C), masks or None)``.
 
     Readers with their own storage (e.g. :func:`cxrzoo.data.cxrnet_h5_dataset`) use it directly. The first
-    example is loaded eagerly to check the loader and learn the shapes.
+    example is loaded eagerly to check the loader and learn the shapes. A loader with the attribute
+    ``fills_slots = True`` is called as ``load(i, out)`` with its example's slot of the batch and may write ``x``
+    there (returning ``out``) instead of returning a new array.
     """
     import tensorflow as tf
 
@@ -222,15 +265,37 @@ def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=Non
         x_shape = (None, None, x0.shape[-1])
     x_shape = tuple(x_shape)
     m_shape = None if m0 is None else x_shape[:2] + (m0.shape[-1],)
-    parallel = tf.data.AUTOTUNE if num_parallel_calls is None else num_parallel_calls
+    parallel = _cpu_count() if num_parallel_calls is None else int(num_parallel_calls)
+    if parallel < 1 and parallel != tf.data.AUTOTUNE:
+        raise ValueError(f"num_parallel_calls must be a positive int, got {num_parallel_calls}")
     batch_size = int(batch_size)
 
-    # Whole batches are loaded by one numpy_function call: the per-example cost of crossing between TensorFlow and
-    # Python would otherwise rival the cost of preparing a small image.
+    # Whole batches cross between TensorFlow and Python in one numpy_function call (per example, the crossing would
+    # rival the cost of preparing a small image); inside it the examples go to the shared pool, and when the shapes
+    # are known each thread writes its example straight into the batch.
+    static = None not in x_shape and (m_shape is None or None not in m_shape)
+    fills_slots = getattr(load, "fills_slots", False)
+
     def _load_numpy(indices):
-        examples = [load(int(i)) for i in indices]
-        x = _aligned_stack([e[0] for e in examples])
-        return (x,) if m_shape is None else (x, _aligned_stack([e[1] for e in examples]))
+        ids = [int(i) for i in indices]
+        if not static:
+            examples = list(_example_pool().map(load, ids))
+            x = _aligned_stack([e[0] for e in examples])
+            return (x,) if m_shape is None else (x, _aligned_stack([e[1] for e in examples]))
+        x = _aligned_empty((len(ids),) + x_shape)
+        m = None if m_shape is None else _aligned_empty((len(ids),) + m_shape)
+
+        def fill(k):
+            slot = x[k]
+            xk, mk = load(ids[k], slot) if fills_slots else load(ids[k])
+            if xk is not slot:
+                _put(x, k, xk)
+            if m is not None:
+                _put(m, k, mk)
+
+        for _ in _example_pool().map(fill, range(len(ids))):  # in order; the first error is raised here
+            pass
+        return (x,) if m is None else (x, m)
 
     def _load(indices):
         touts = [tf.float32] if m_shape is None else [tf.float32, tf.float32]
@@ -294,7 +359,12 @@ def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=Non
     options = tf.data.Options()
     options.threading.private_threadpool_size = _cpu_count()
     options.threading.max_intra_op_parallelism = 1
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    # tf.data's autotuning is off, with fixed parallelism instead: with it on, making an iterator while an earlier
+    # one is still alive (Keras keeps the last epoch's until the next replaces it) stalled for 0.3-0.6 s in about
+    # half the epochs, on TF 2.21 (docs/performance.md); and with the examples in the shared pool there is little
+    # left to tune.
+    options.autotune.enabled = False
+    return ds.prefetch(2).with_options(options)
 
 
 def _cpu_count() -> int:

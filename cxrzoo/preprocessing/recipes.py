@@ -127,12 +127,15 @@ class Step:
     """One step of a recipe.
 
     ``image`` maps the image; ``mask`` maps each label mask (None: masks are untouched, i.e. an intensity step).
-    Steps whose geometry depends on the image (a lung crop) override :meth:`apply`.
+    ``into`` (optional) is ``image`` writing its result into a given array, returning False when it cannot (then
+    ``image`` runs); a recipe's last step uses it to fill a batch slot directly. Steps whose geometry depends on
+    the image (a lung crop) override :meth:`apply`.
     """
 
     name: str
     image: Callable[[np.ndarray], np.ndarray]
     mask: Callable[[np.ndarray], np.ndarray] | None = None
+    into: Callable[[np.ndarray, np.ndarray], bool] | None = None
 
     def apply(self, image: np.ndarray, masks: MaskList) -> tuple[np.ndarray, MaskList]:
         out = self.image(image)
@@ -171,21 +174,36 @@ class Recipe:
     output_shape: tuple[int, int, int]
     steps: tuple[Step, ...]
 
-    def prepare(self, image: np.ndarray, masks: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, MaskList]:
+    def prepare(self, image: np.ndarray, masks: Sequence[np.ndarray] = (), *,
+                out: np.ndarray | None = None) -> tuple[np.ndarray, MaskList]:
         """Run the steps on a NumPy image and its label masks (2-D uint8 each, the image's size).
 
         Returns the prepared float32 ``(H, W, C)`` image and the masks at its geometry (uint8, unchanged values).
+        With ``out`` (a C-contiguous float32 array of :attr:`output_shape`, e.g. one slot of a batch) the image is
+        written there and ``out`` is returned: the same values, without an intermediate array and a copy.
         """
         masks = [np.asarray(m) for m in masks]
         for m in masks:
             if m.shape[:2] != image.shape[:2]:
                 raise ValueError(f"recipe {self.name!r}: a mask of shape {m.shape} does not match its image of "
                                  f"shape {image.shape}")
-        for step in self.steps:
+        if out is not None and (out.shape != self.output_shape or out.dtype != np.float32
+                                or not out.flags.c_contiguous):
+            raise ValueError(f"recipe {self.name!r}: out must be a C-contiguous float32 array of shape "
+                             f"{self.output_shape}, got {out.dtype} {out.shape}")
+        *steps, last = self.steps
+        for step in steps:
             image, masks = step.apply(image, masks)
+        if out is not None and last.into is not None and last.into(image, out):
+            image, masks = out, masks if last.mask is None else [last.mask(m) for m in masks]
+        else:
+            image, masks = last.apply(image, masks)
         if image.shape != self.output_shape or image.dtype != np.float32:
             raise AssertionError(f"recipe {self.name!r} produced {image.dtype} {image.shape}, "
                                  f"expected float32 {self.output_shape}")
+        if out is not None and image is not out:
+            out[...] = image
+            image = out
         return image, masks
 
     def __call__(self, image):
@@ -252,8 +270,22 @@ def _scale_step(normalization: str = "unit") -> Step:
             return cv2.LUT(a, table)
         return _arithmetic(a)
 
+    def _into(a, out):
+        if a.dtype != np.uint8 or out.shape != (a.shape if a.ndim == 3 else a.shape + (1,)):
+            return False
+        if channels == 1 and out.shape[-1] == 1:
+            dst, src, lut = out.reshape(out.shape[:2]), a.reshape(a.shape[:2]), table[..., 0]
+        elif channels == 1:  # one table for every channel
+            dst, src, lut = out, a, table[..., 0]
+        elif channels == out.shape[-1]:
+            dst, src, lut = out, a, table
+        else:
+            return False
+        # OpenCV writes into dst when its shape and type fit, which they do here; checked, not assumed.
+        return cv2.LUT(src, lut, dst=dst) is dst
+
     label = "x / 255" if normalization == "unit" else "x / 255, then ImageNet mean/std per channel"
-    return Step(f"{label} → float32", _image)
+    return Step(f"{label} → float32", _image, into=_into)
 
 
 def _check_size(size, name: str) -> tuple[int, int]:

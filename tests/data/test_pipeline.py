@@ -128,3 +128,56 @@ def test_errors_are_clear(v7, tmp_path):
     ragged = [np.zeros((4, 5), np.uint8), np.zeros((6, 5), np.uint8)]
     with pytest.raises(tf.errors.OpError, match="differ in shape"):
         list(make_dataset(ragged, recipe=None, batch_size=2, shuffle=False))
+
+
+def test_the_examples_of_one_batch_are_shared_by_the_pool():
+    # The epoch's last batch must not run on one core while the others idle: its examples go to every pool thread.
+    import threading
+    import time
+
+    from cxrzoo.data.pipeline import _cpu_count, build_pipeline
+
+    if _cpu_count() < 2:
+        pytest.skip("one core: the pool has a single thread")
+    threads = {}
+
+    def load(i):
+        time.sleep(0.02)  # releases the GIL, like the decoders
+        threads[i] = threading.get_ident()
+        return np.full((2, 3, 1), i, np.float32), None
+
+    ds = build_pipeline(load, 9, x_shape=(2, 3, 1), has_masks=False, batch_size=8, shuffle=False)
+    threads.clear()  # the eager first call
+    batches = [b.numpy() for b in ds]
+    np.testing.assert_array_equal(np.concatenate(batches)[:, 0, 0, 0], np.arange(9))
+    assert len({threads[i] for i in range(8)}) >= 2
+
+
+def test_loaders_that_fill_batch_slots_and_those_that_return_arrays_agree():
+    from cxrzoo.data.pipeline import build_pipeline
+
+    images = RNG.integers(0, 256, (5, 40, 50), dtype=np.uint8)
+    prep = recipe("tahir_classifier", size=(24, 32))
+    slots = []
+
+    def returning(i):
+        return prep.prepare(images[i])[0], None
+
+    def filling(i, out=None):
+        slots.append(out is not None)
+        return prep.prepare(images[i], out=out)[0], None
+
+    filling.fills_slots = True
+    x = {}
+    for name, load in (("returning", returning), ("filling", filling)):
+        ds = build_pipeline(load, 5, x_shape=prep.output_shape, has_masks=False, batch_size=2, shuffle=False)
+        x[name] = np.concatenate([b.numpy() for b in ds])
+    np.testing.assert_array_equal(x["filling"], x["returning"])
+    assert slots.count(True) == 5  # every example of the dataset went straight into its slot
+
+
+def test_autotuning_is_off():
+    # With tf.data's autotuning on, a new iterator made while the last epoch's is alive (Keras' pattern) stalled
+    # for 0.3-0.6 s in about half the epochs on TF 2.21 (docs/performance.md): fixed parallelism instead.
+    ds = make_dataset(RNG.integers(0, 256, (3, 8, 8), dtype=np.uint8), recipe=None, batch_size=2)
+    assert ds.options().autotune.enabled is False

@@ -21,6 +21,27 @@ def test_8bit_png_round_trips_exactly(tmp_path, encode):
         np.testing.assert_array_equal(out, img)
 
 
+def test_gray_png_with_a_colour_profile_is_decoded_by_opencv_silently(tmp_path, capfd, monkeypatch):
+    # 9% of the V7 images embed an RGB ICC profile, which libpng warns about on stderr for a gray image; the reader
+    # cuts the profile out of the stream it gives OpenCV (the profile is never applied either way).
+    from PIL import ImageCms
+
+    import cxrzoo.preprocessing.io as io_module
+
+    img = RNG.integers(0, 256, (41, 29), dtype=np.uint8)
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "profiled.png"
+    Image.fromarray(img).save(path, icc_profile=profile)
+    assert b"iCCP" in path.read_bytes()
+
+    def no_pillow(*args):
+        raise AssertionError("went through Pillow")
+
+    monkeypatch.setattr(io_module, "_decode_pil", no_pillow)
+    np.testing.assert_array_equal(read_image(path), img)
+    assert capfd.readouterr().err == ""
+
+
 def test_jpeg_colour_is_converted_like_keras_load_img(shared):
     # COVID-CXNet's inputs: Keras load_img(color_mode="grayscale") = Pillow convert("L"); the fixture is that output.
     gray = np.asarray(Image.open(shared("fixtures", "covid_cxnet", "beasf", "218_input_gray.png")))

@@ -208,3 +208,27 @@ def test_the_scaling_table_gives_the_arithmetic_bit_for_bit(normalization, shape
     np.testing.assert_array_equal(got, x)
     floats = a.astype(np.float32)  # non-uint8 input takes the arithmetic path
     np.testing.assert_array_equal(_scale_step(normalization).image(floats), x)
+
+
+@pytest.mark.parametrize("name, options", [("cxrnet", {}), ("cxrnet", {"module": 2}), ("covid_cxnet", {}),
+                                           ("covid_cxnet_base", {"input_shape": (64, 64, 1)}),
+                                           ("tahir_classifier", {}), ("tahir_segmentation", {}),
+                                           ("screening_baselines", {"size": 299})])
+def test_prepare_into_a_given_array_gives_the_same_values(name, options):
+    image = RNG.integers(0, 256, (90, 70), dtype=np.uint8)
+    prep = recipe(name, **options)
+    expected = prep.prepare(image)[0]
+    batch = np.full((2,) + prep.output_shape, np.nan, np.float32)
+    out, _ = prep.prepare(image, out=batch[1])
+    assert np.shares_memory(out, batch)
+    np.testing.assert_array_equal(batch[1], expected)
+    assert np.isnan(batch[0]).all()
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        prep.prepare(image, out=np.empty(prep.output_shape, np.float64))
+    # The final x / 255 (and ImageNet) table writes straight into the array; Module 2's standardization copies.
+    before_last = image
+    for step in prep.steps[:-1]:
+        before_last, _ = step.apply(before_last, [])
+    writes = prep.steps[-1].into is not None and prep.steps[-1].into(before_last, np.empty(prep.output_shape,
+                                                                                             np.float32))
+    assert writes == (options != {"module": 2})
