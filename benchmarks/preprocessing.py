@@ -14,8 +14,12 @@ builds the dataset and traces its graph, once, as for training); the best time c
 run is printed too.
 Targets on 2 cores: >= 5x the scikit-image loop and >= 1.5x the OpenCV loop.
 
+``make_dataset`` reads the PNGs with ``read_image``, which uses Wuffs when the optional ``fast-png`` extra is
+installed (the header line says which); ``CXRZOO_PNG_DECODER=opencv`` measures it with OpenCV's decoder instead.
+
     python benchmarks/preprocessing.py            # full run
     python benchmarks/preprocessing.py --quick    # 96 images, 1 repeat: a smoke test
+    CXRZOO_PNG_DECODER=opencv python benchmarks/preprocessing.py
 """
 
 from __future__ import annotations
@@ -147,8 +151,10 @@ def main(argv=None) -> int:
     if args.quick:
         paths, repeats = paths[:96], 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    from cxrzoo.preprocessing import png_decoder
+
     print(f"{len(paths)} images from {args.data}, batch {BATCH}, best of {repeats}, {os.cpu_count()} CPUs, "
-          f"load average {load:.1f} at the start")
+          f"load average {load:.1f} at the start; make_dataset decodes 8-bit gray PNGs with {png_decoder()}")
     print(f"{'recipe':<12} {'method':<20} {'images/s':>9} {'speed-up':>9} {'CPU ms/image':>13}")
     ok = True
     for name, skimage_loop, opencv_loop in [("cxrnet", skimage_cxrnet, opencv_cxrnet),

@@ -125,9 +125,10 @@ def _example_pool() -> ThreadPoolExecutor:
     """The threads that prepare examples for every dataset: one per core, created on first use, shared.
 
     Work is per example, not per batch, and first come first served: the batches in flight are finished in order,
-    and the last batch of an epoch is shared by all cores. With whole batches per thread (tf.data's map alone) the
-    epoch's odd batch ran on one core while the other idled: 13-18% of a 300-image epoch on 2 cores
-    (docs/performance.md). The pool never waits on itself, so sharing it cannot deadlock.
+    the last batch of an epoch is shared by all cores, and no thread stops to stack a finished batch (each example
+    is written into its slot). With whole batches per tf.data worker, each worker idled 27-34 ms ("cxrnet") and
+    54-190 ms ("covid_cxnet") per 300-image epoch on 2 cores; with the pool 6-8 ms (docs/performance.md). The
+    pool never waits on itself, so sharing it cannot deadlock.
     """
     global _POOL
     with _POOL_LOCK:
@@ -359,10 +360,10 @@ def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=Non
     options = tf.data.Options()
     options.threading.private_threadpool_size = _cpu_count()
     options.threading.max_intra_op_parallelism = 1
-    # tf.data's autotuning is off, with fixed parallelism instead: with it on, making an iterator while an earlier
-    # one is still alive (Keras keeps the last epoch's until the next replaces it) stalled for 0.3-0.6 s in about
-    # half the epochs, on TF 2.21 (docs/performance.md); and with the examples in the shared pool there is little
-    # left to tune.
+    # tf.data's autotuning is off, with fixed parallelism instead: with it on, iterating the dataset epoch after
+    # epoch (`for batch in ds`, `list(ds)`) started about every other epoch 0.3 s late on TF 2.21 (160 images:
+    # 0.63 instead of 0.33 s; docs/performance.md); and with the examples in the shared pool there is little left
+    # to tune.
     options.autotune.enabled = False
     return ds.prefetch(2).with_options(options)
 

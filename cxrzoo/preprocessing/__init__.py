@@ -9,7 +9,7 @@ from cxrzoo.preprocessing.enhance import THREE_CHANNEL_SCHEMES, complement, stan
 from cxrzoo.preprocessing.geometry import RESIZE_METHODS, center_crop, crop_top, resize
 from cxrzoo.preprocessing.histogram import (beasf, beasf_lut, clahe, equalization_lut, equalize_hist,
                                             match_histogram, matching_lut)
-from cxrzoo.preprocessing.io import MAX_PIXELS, ImageReadError, read_image
+from cxrzoo.preprocessing.io import MAX_PIXELS, ImageReadError, png_decoder, read_image
 from cxrzoo.preprocessing.recipes import (CXRNET_MEAN, CXRNET_SIZE, CXRNET_STD, IMAGENET_MEAN, IMAGENET_STD, Recipe,
                                           Step, list_recipes, prepare_cxrnet_input, recipe)
 
@@ -17,7 +17,8 @@ __all__ = [
     "CXRNET_MEAN", "CXRNET_SIZE", "CXRNET_STD", "IMAGENET_MEAN", "IMAGENET_STD", "ImageReadError", "MAX_PIXELS",
     "RESIZE_METHODS", "Recipe", "Step", "THREE_CHANNEL_SCHEMES",
     "beasf", "beasf_lut", "center_crop", "clahe", "complement", "crop_top", "equalization_lut", "equalize_hist",
-    "list_recipes", "match_histogram", "matching_lut", "prepare_cxrnet_input", "read_image", "recipe", "resize",
+    "list_recipes", "match_histogram", "matching_lut", "png_decoder", "prepare_cxrnet_input", "read_image", "recipe",
+    "resize",
     "standardize", "three_channel", "to_gray",
 ]
 

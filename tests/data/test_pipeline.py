@@ -177,7 +177,7 @@ def test_loaders_that_fill_batch_slots_and_those_that_return_arrays_agree():
 
 
 def test_autotuning_is_off():
-    # With tf.data's autotuning on, a new iterator made while the last epoch's is alive (Keras' pattern) stalled
-    # for 0.3-0.6 s in about half the epochs on TF 2.21 (docs/performance.md): fixed parallelism instead.
+    # With tf.data's autotuning on, iterating epoch after epoch started about every other epoch 0.3 s late on
+    # TF 2.21 (docs/performance.md): fixed parallelism instead.
     ds = make_dataset(RNG.integers(0, 256, (3, 8, 8), dtype=np.uint8), recipe=None, batch_size=2)
     assert ds.options().autotune.enabled is False

@@ -42,6 +42,56 @@ def test_gray_png_with_a_colour_profile_is_decoded_by_opencv_silently(tmp_path, 
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 300), (257, 1), (37, 53), (128, 127)])
+def test_wuffs_decodes_8bit_gray_pngs_like_opencv(tmp_path, monkeypatch, shape):
+    # The optional fast-png extra must never change a pixel: every PNG filter type (smooth ramps, noise and flat
+    # areas make the encoders pick different ones), odd sizes, and the 16-bit files it must leave to OpenCV.
+    pytest.importorskip("pywuffs")
+    import cv2
+
+    from cxrzoo.preprocessing import png_decoder
+
+    monkeypatch.delenv("CXRZOO_PNG_DECODER", raising=False)
+    assert png_decoder() == "wuffs"
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    img = ((yy * 3 + xx * 5) % 256).astype(np.uint8)
+    img[: shape[0] // 2] = RNG.integers(0, 256, img[: shape[0] // 2].shape, dtype=np.uint8)
+    deep = img.astype(np.uint16) * 257 + 3
+    sources = [cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, level])[1].tobytes() for level in (0, 1, 9)]
+    for optimize in (False, True):
+        path = tmp_path / f"pil{optimize}.png"
+        Image.fromarray(img).save(path, optimize=optimize)
+        sources.append(path.read_bytes())
+    for data in sources:
+        fast = read_image(data)
+        monkeypatch.setenv("CXRZOO_PNG_DECODER", "opencv")
+        assert png_decoder() == "opencv"
+        np.testing.assert_array_equal(fast, read_image(data))
+        np.testing.assert_array_equal(fast, img)
+        monkeypatch.delenv("CXRZOO_PNG_DECODER")
+    sixteen = cv2.imencode(".png", deep)[1].tobytes()
+    np.testing.assert_array_equal(read_image(sixteen, native_depth=True), deep)
+
+
+def test_wuffs_and_opencv_agree_on_the_real_images(shared, monkeypatch):
+    pytest.importorskip("pywuffs")
+    paths = sorted(shared("data", "v7_covid_lungs", "val", "images").glob("*.png"))
+    assert len(paths) == 60
+    monkeypatch.delenv("CXRZOO_PNG_DECODER", raising=False)
+    fast = [read_image(p, native_depth=True) for p in paths]
+    monkeypatch.setenv("CXRZOO_PNG_DECODER", "opencv")
+    for path, image in zip(paths, fast):
+        np.testing.assert_array_equal(image, read_image(path, native_depth=True), err_msg=str(path))
+
+
+def test_an_unknown_png_decoder_choice_is_refused(monkeypatch):
+    from cxrzoo.preprocessing import png_decoder
+
+    monkeypatch.setenv("CXRZOO_PNG_DECODER", "libspng")
+    with pytest.raises(ValueError, match="CXRZOO_PNG_DECODER must be 'auto' or 'opencv'"):
+        png_decoder()
+
+
 def test_jpeg_colour_is_converted_like_keras_load_img(shared):
     # COVID-CXNet's inputs: Keras load_img(color_mode="grayscale") = Pillow convert("L"); the fixture is that output.
     gray = np.asarray(Image.open(shared("fixtures", "covid_cxnet", "beasf", "218_input_gray.png")))
