@@ -264,10 +264,10 @@ def _scale_step(normalization: str = "unit") -> Step:
     channels = table.shape[-1]
 
     def _image(a):
-        if a.dtype == np.uint8 and channels == 1:
-            return cv2.LUT(a, table[..., 0]).reshape(a.shape if a.ndim == 3 else a.shape + (1,))
-        if a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == channels:
-            return cv2.LUT(a, table)
+        if a.dtype == np.uint8:
+            out = np.empty(a.shape if a.ndim == 3 else a.shape + (1,), np.float32)
+            if _into(a, out):
+                return out
         return _arithmetic(a)
 
     def _into(a, out):
