@@ -38,6 +38,7 @@ def test_gray_png_with_a_colour_profile_is_decoded_by_opencv_silently(tmp_path, 
         raise AssertionError("went through Pillow")
 
     monkeypatch.setattr(io_module, "_decode_pil", no_pillow)
+    monkeypatch.setenv("CXRZOO_PNG_DECODER", "opencv")  # the path under test (Wuffs never warns)
     np.testing.assert_array_equal(read_image(path), img)
     assert capfd.readouterr().err == ""
 
@@ -46,7 +47,7 @@ def test_gray_png_with_a_colour_profile_is_decoded_by_opencv_silently(tmp_path, 
 def test_wuffs_decodes_8bit_gray_pngs_like_opencv(tmp_path, monkeypatch, shape):
     # The optional fast-png extra must never change a pixel: every PNG filter type (smooth ramps, noise and flat
     # areas make the encoders pick different ones), odd sizes, and the 16-bit files it must leave to OpenCV.
-    pytest.importorskip("pywuffs")
+    pytest.importorskip("pywuffs", exc_type=ImportError)  # not installed, or installed but not loadable
     import cv2
 
     from cxrzoo.preprocessing import png_decoder
@@ -74,7 +75,7 @@ def test_wuffs_decodes_8bit_gray_pngs_like_opencv(tmp_path, monkeypatch, shape):
 
 
 def test_wuffs_and_opencv_agree_on_the_real_images(shared, monkeypatch):
-    pytest.importorskip("pywuffs")
+    pytest.importorskip("pywuffs", exc_type=ImportError)  # not installed, or installed but not loadable
     paths = sorted(shared("data", "v7_covid_lungs", "val", "images").glob("*.png"))
     assert len(paths) == 60
     monkeypatch.delenv("CXRZOO_PNG_DECODER", raising=False)
@@ -82,6 +83,26 @@ def test_wuffs_and_opencv_agree_on_the_real_images(shared, monkeypatch):
     monkeypatch.setenv("CXRZOO_PNG_DECODER", "opencv")
     for path, image in zip(paths, fast):
         np.testing.assert_array_equal(image, read_image(path, native_depth=True), err_msg=str(path))
+
+
+@pytest.mark.parametrize("decoder", ["auto", "opencv"])
+def test_corrupt_pixel_data_behind_valid_checksums_is_an_error_naming_the_file(tmp_path, monkeypatch, decoder):
+    # Chunk CRCs recomputed over damaged compressed data: the checksum pre-check passes, so each decoder must fail
+    # on its own and the error still name the file (Wuffs skips checksums inside PNGs, libpng does not).
+    import struct
+    import zlib
+
+    monkeypatch.setenv("CXRZOO_PNG_DECODER", decoder)
+    path = tmp_path / "damaged.png"
+    Image.fromarray(RNG.integers(0, 256, (40, 40), dtype=np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    start = data.index(b"IDAT")
+    length = struct.unpack(">I", data[start - 4:start])[0]
+    data[start + 4:start + 4 + length] = b"\xff" * length  # not a deflate stream
+    data[start + 4 + length:start + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[start:start + 4 + length])))
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match="damaged.png"):
+        read_image(path)
 
 
 def test_an_unknown_png_decoder_choice_is_refused(monkeypatch):
