@@ -274,7 +274,7 @@ def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=Non
     # Whole batches cross between TensorFlow and Python in one numpy_function call (per example, the crossing would
     # rival the cost of preparing a small image); inside it the examples go to the shared pool, and when the shapes
     # are known each thread writes its example straight into the batch.
-    static = None not in x_shape and (m_shape is None or None not in m_shape)
+    static = None not in x_shape  # the masks share the image's height and width
     fills_slots = getattr(load, "fills_slots", False)
 
     def _load_numpy(indices):
