@@ -45,7 +45,8 @@ MODES = ("feature_average", "logit_average", "probability_average")
 def load_cases(root: Path, limit: int | None, size, rng, first_id: int = 0):
     """(X, M, labels, image ids): two cases per real CXR, with and without a synthetic opacity."""
     from cxrzoo.data import read_image_folder
-    from cxrzoo.preprocessing import CXRNET_MEAN, CXRNET_STD, read_image, recipe, resize
+    from cxrzoo.models.cxrnet import CXRNET_MEAN, CXRNET_STD
+    from cxrzoo.preprocessing import read_image, recipe, resize
 
     samples = read_image_folder(root, masks=("lungs",))
     prep = recipe("cxrnet")

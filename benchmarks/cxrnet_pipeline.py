@@ -53,7 +53,8 @@ def _images(count: int) -> list[Path]:
 
 
 def prepare(paths) -> np.ndarray:
-    from cxrzoo.preprocessing import prepare_cxrnet_input, read_image
+    from cxrzoo.models.cxrnet import prepare_cxrnet_input
+    from cxrzoo.preprocessing import read_image
 
     return np.stack([prepare_cxrnet_input(read_image(p, native_depth=True)) for p in paths])
 
@@ -67,7 +68,7 @@ def build_ours():
 
 
 def ours_pipeline(model, paths, jit_compile=False):
-    from cxrzoo.explain.cxrnet import cxrnet_heatmaps
+    from cxrzoo.models.cxrnet.heatmaps import cxrnet_heatmaps
 
     maps = cxrnet_heatmaps(model, prepare(paths).astype(np.float32), empty="zeros", jit_compile=jit_compile)
     return maps["probabilities"]
@@ -84,8 +85,8 @@ def build_authors():
     import keras
     from kymatio.keras import Scattering2D as KymatioScattering
 
-    from cxrzoo.models.cxrnet import _load_classifier_weights, build_cxrnet_member
-    from cxrzoo.models.res_cr_net import build_res_cr_net
+    from cxrzoo.models.cxrnet.classifier import _load_classifier_weights, build_cxrnet_member
+    from cxrzoo.models.cxrnet.res_cr_net import build_res_cr_net
     from cxrzoo.weights.loading import resolve_weights
 
     module1 = build_res_cr_net(weights="res_cr_net.v7_lungs")
@@ -126,7 +127,7 @@ def authors_heatmap(ensemble, x, m):
 
 
 def authors_pipeline(models, paths):
-    from cxrzoo.preprocessing.recipes import CXRNET_MEAN, CXRNET_STD
+    from cxrzoo.models.cxrnet import CXRNET_MEAN, CXRNET_STD
 
     module1, ensemble = models
     images = prepare(paths)

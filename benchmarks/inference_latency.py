@@ -105,7 +105,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     import cxrzoo
-    from cxrzoo.models.encoders import count_trainable
+    from cxrzoo.nn.blocks import count_trainable
 
     batches, repeats = (args.batches, args.repeats) if not args.quick else ([1, 2], 1)
     names = [n for n in cxrzoo.list_models() if fnmatch.fnmatchcase(n, args.pattern)]

@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from cxrzoo.data import read_image_folder
-    from cxrzoo.models.segmentation import build_fpn, build_unet
+    from cxrzoo.models.infection_detector.segmentation import build_fpn, build_unet
 
     lungs_root = SHARED / "data" / "v7_covid_lungs"
     infection_root = SHARED / "data" / "covid_infection" / "train"

@@ -4,9 +4,10 @@ The published systems of five papers, rebuilt layer for layer, with their author
 their preprocessing, and their heat maps::
 
     import cxrzoo
-    model = cxrzoo.build_res_cr_net(weights="res_cr_net.v7_lungs")
-    cxrzoo.list_models()        # every architecture in the zoo
-    cxrzoo.list_weights()       # every published weights file, by tag
+    covid = cxrzoo.pipeline("cxrnet")                 # the authors' CXR-Net, bound to its preparation
+    covid.predict(["cxr.png"])                        # [{'probabilities': {'covid': ..., 'non_covid': ...}, ...}]
+    model = cxrzoo.create_model("res_cr_net.v7_lungs")  # a Keras model carrying its spec
+    cxrzoo.list_models(pretrained=True)               # architectures whose published weights can be loaded
 
 ``import cxrzoo`` is cheap and has no side effects: TensorFlow and Keras are imported by the first attribute
 that needs them (PEP 562 lazy attributes), never at package import.
@@ -23,44 +24,55 @@ _check_stack()
 
 # Public name -> module that defines it. Submodules import TensorFlow only when one of their names is used.
 _EXPORTS = {
-    # registry and weights
+    # the zoo: names, specs, pipelines
     "list_models": "cxrzoo.registry",
+    "list_papers": "cxrzoo.registry",
+    "list_specs": "cxrzoo.registry",
     "create_model": "cxrzoo.registry",
     "model_info": "cxrzoo.registry",
+    "model_spec": "cxrzoo.registry",
+    "pipeline": "cxrzoo.pipelines",
+    "segment_lungs": "cxrzoo.pipelines",
+    "Pipeline": "cxrzoo.pipelines",
+    "ModelSpec": "cxrzoo.spec",
     "list_weights": "cxrzoo.weights",
     "weights_info": "cxrzoo.weights",
     "get_weights_file": "cxrzoo.weights",
-    # CXR-Net (paper 000)
-    "build_res_cr_net": "cxrzoo.models.res_cr_net",
+    "load_model": "cxrzoo.models",
+    # CXR-Net
+    "build_res_cr_net": "cxrzoo.models.cxrnet",
     "build_cxrnet_member": "cxrzoo.models.cxrnet",
     "build_cxrnet_classifier": "cxrzoo.models.cxrnet",
     "build_cxrnet": "cxrzoo.models.cxrnet",
-    "prepare_cxrnet_input": "cxrzoo.preprocessing",
-    # COVID-CXNet (paper 001)
+    "prepare_cxrnet_input": "cxrzoo.models.cxrnet",
+    "cxrnet_heatmaps": "cxrzoo.models.cxrnet",
+    # COVID-CXNet
     "build_covid_cxnet": "cxrzoo.models.covid_cxnet",
     "build_covid_cxnet_base": "cxrzoo.models.covid_cxnet",
     "build_covid_cxnet_lung_unet": "cxrzoo.models.covid_cxnet",
     "HierarchicalClassifier": "cxrzoo.models.covid_cxnet",
-    # screening baselines (paper 002)
+    # the screening baselines
     "build_alexnet": "cxrzoo.models.screening",
     "build_vgg16": "cxrzoo.models.screening",
     "build_resnet50": "cxrzoo.models.screening",
     "build_densenet121": "cxrzoo.models.screening",
     "build_inception_v3": "cxrzoo.models.screening",
-    # segmentation-driven infection detector (paper 003)
-    "build_unet": "cxrzoo.models.segmentation",
-    "build_unet_plus_plus": "cxrzoo.models.segmentation",
-    "build_fpn": "cxrzoo.models.segmentation",
+    # the segmentation-driven infection detector
+    "build_unet": "cxrzoo.models.infection_detector",
+    "build_unet_plus_plus": "cxrzoo.models.infection_detector",
+    "build_fpn": "cxrzoo.models.infection_detector",
     "build_cxr_classifier": "cxrzoo.models.infection_detector",
     "build_squeezenet": "cxrzoo.models.infection_detector",
     "build_infection_detector_models": "cxrzoo.models.infection_detector",
     "InfectionDetector": "cxrzoo.models.infection_detector",
-    # COVID-XNet (paper 004) and its bone suppression
+    # COVID-XNet and its bone suppression
     "build_covid_xnet": "cxrzoo.models.covid_xnet",
-    "build_bone_suppression": "cxrzoo.models.bone_suppression",
+    "build_bone_suppression": "cxrzoo.models.covid_xnet",
+    "suppress_bones": "cxrzoo.models.covid_xnet",
 }
 
 _SUBMODULES = (
+    "catalog",
     "cli",
     "data",
     "explain",
@@ -68,8 +80,11 @@ _SUBMODULES = (
     "losses",
     "metrics",
     "models",
+    "nn",
+    "pipelines",
     "preprocessing",
     "registry",
+    "spec",
     "training",
     "weights",
 )

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import cxrzoo
-from cxrzoo.explain import cxrnet_figure, cxrnet_heatmaps
+from cxrzoo.models.cxrnet import cxrnet_figure, cxrnet_heatmaps
 from cxrzoo.preprocessing import read_image
 
 

@@ -9,7 +9,7 @@ prepared as the CXR-Net authors did (:func:`cxrzoo.prepare_cxrnet_input`) and sc
 any file failed. With ``--heatmaps DIR`` each image also gets ``DIR/<name>_heatmaps.png`` (the authors' four
 panels) and the raw maps ``DIR/<name>_{positive,negative,difference}.npy``.
 
-Scores and maps come from one compiled TensorFlow program per batch (:func:`cxrzoo.explain.cxrnet_heatmaps`);
+Scores and maps come from one compiled TensorFlow program per batch (:func:`cxrzoo.models.cxrnet.cxrnet_heatmaps`);
 ``--jit`` compiles Module 2 and the heat maps with XLA (Module 1 stays on TensorFlow's kernels), which pays off
 for long lists of images. TensorFlow's native start-up messages are kept off stderr (``CXRZOO_DEBUG=1`` shows
 them), so stderr carries only this command's errors and its progress bar (shown for more than three images).
@@ -84,13 +84,14 @@ def build_model(name: str):
     """The model behind ``--model NAME`` with its published weights."""
     if name != "cxrnet":
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    from cxrzoo.models.cxrnet import build_cxrnet
+    from cxrzoo.registry import create_model
 
-    return build_cxrnet()
+    return create_model("cxrnet")
 
 
 def _prepare(path: str):
-    from cxrzoo.preprocessing import prepare_cxrnet_input, read_image
+    from cxrzoo.models.cxrnet import prepare_cxrnet_input
+    from cxrzoo.preprocessing import read_image
 
     return prepare_cxrnet_input(read_image(path, native_depth=True))
 
@@ -119,7 +120,7 @@ def _atomic_write(path: Path, write) -> None:
 def _write_heatmaps(folder: Path, stem: str, image, maps, index: int, title: str) -> dict[str, str]:
     import numpy as np
 
-    from cxrzoo.explain.cxrnet import cxrnet_figure
+    from cxrzoo.models.cxrnet.heatmaps import cxrnet_figure
 
     written = {}
     for key in ("positive", "negative", "difference"):
@@ -148,7 +149,7 @@ def _score_batch(model, batch, jit: bool):
     """Scores, lung probability, whether Module 2 saw any lung, and the heat maps of a (B, 300, 340) batch."""
     import numpy as np
 
-    from cxrzoo.explain.cxrnet import cxrnet_heatmaps
+    from cxrzoo.models.cxrnet.heatmaps import cxrnet_heatmaps
 
     # one compiled program gives the scores and the maps (the maps cost a few milliseconds more)
     maps = cxrnet_heatmaps(model, batch.astype(np.float32), empty="zeros", jit_compile=jit)

@@ -15,6 +15,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from cxrzoo.catalog import Catalog
+
 FILL_MODES = ("constant", "nearest", "reflect", "mirror", "wrap")
 
 
@@ -99,56 +101,25 @@ class Augmentation:
 
 # --------------------------------------------------------------------------------------------------- catalogue
 
-PRESETS: dict[str, Augmentation] = {
-    # CXR-Net Module 1: Keras ImageDataGenerator on images and both mask streams (reference cxrnet.md §7).
-    "cxrnet_module1": Augmentation(
-        "cxrnet_module1", "cxrnet", rotation=90.0, shift=(0.1, 0.1), shear=15.0, zoom=(0.9, 1.1),
-        horizontal_flip=0.5, vertical_flip=0.5, fill_mode="reflect"),
-    # CXR-Net Module 2: randomShiftScaleRotate (p 0.7) + flips, applied to X and M (reference cxrnet.md §7).
-    "cxrnet_module2": Augmentation(
-        "cxrnet_module2", "cxrnet", rotation=15.0, shift=(0.1, 0.1), round_shift=True, zoom=(0.9, 1.1),
-        isotropic_zoom=True, forward_scale=True, aspect=1.1, transform_probability=0.7, horizontal_flip=0.3,
-        vertical_flip=0.2, flip_both_if_unchanged=0.2, fill_mode="mirror", center="corner"),
-    # COVID-CXNet binary (hands_on notebook, reference covid_cxnet_xnet.md §1.5).
-    "covid_cxnet": Augmentation(
-        "covid_cxnet", "covid_cxnet", rotation=170.0, shift=(0.2, 0.2), zoom=(0.8, 1.5), horizontal_flip=0.5,
-        vertical_flip=0.5, brightness=(0.5, 1.3), fill_mode="constant"),
-    # COVID-CXNet 3-class and hierarchical notebooks: the same with shifts of 0.1.
-    "covid_cxnet_multiclass": Augmentation(
-        "covid_cxnet_multiclass", "covid_cxnet", rotation=170.0, shift=(0.1, 0.1), zoom=(0.8, 1.5),
-        horizontal_flip=0.5, vertical_flip=0.5, brightness=(0.5, 1.3), fill_mode="constant"),
-    # COVID-CXNet base model (main.py): rotation 90 and flips, Keras' default fill.
-    "covid_cxnet_base": Augmentation(
-        "covid_cxnet_base", "covid_cxnet", rotation=90.0, horizontal_flip=0.5, vertical_flip=0.5, fill_mode="nearest"),
-    # COVID-XNet §2.2.3: rotation 15°, shifts 20%, "shear 20%" (Keras shear_range=0.2, i.e. 0.2 degrees), zoom 20%,
-    # horizontal flips; the fill mode is not stated (Keras' default "nearest").
-    "covid_xnet": Augmentation(
-        "covid_xnet", "covid_xnet", rotation=15.0, shift=(0.2, 0.2), shear=0.2, zoom=(0.8, 1.2),
-        horizontal_flip=0.5, fill_mode="nearest"),
-    # Seed 2 §V.A: scale U(0.9, 1.1), translation U(-0.1, 0.1) of each side, rotation U(-10, 10)°; torchvision-style
-    # whole-pixel translations and zero fill (the paper states neither).
-    "screening_baselines": Augmentation(
-        "screening_baselines", "screening", rotation=10.0, shift=(0.1, 0.1), round_shift=True, zoom=(0.9, 1.1),
-        isotropic_zoom=True, forward_scale=True, fill_mode="constant"),
-    # Thesis study I: rotations of 5, 10, 20 and 25 degrees (either sign here) and shifts within ±10%.
-    "tahir": Augmentation(
-        "tahir", "infection_detector", rotation_choices=(-25.0, -20.0, -10.0, -5.0, 5.0, 10.0, 20.0, 25.0),
-        shift=(0.1, 0.1), fill_mode="constant"),
-}
+PRESETS: Catalog[Augmentation] = Catalog("augmentation")
+
+
+def register_augmentation(preset: Augmentation, *, aliases: tuple[str, ...] = ()) -> Augmentation:
+    """Registers a paper's preset under its name (each paper's folder does this)."""
+    return PRESETS.register(preset.name, preset, aliases=aliases)
 
 
 def list_augmentations() -> list[str]:
     """The preset names :func:`augmentation` accepts."""
-    return sorted(PRESETS)
+    return PRESETS.names()
 
 
 def augmentation(name: str, **changes) -> Augmentation:
     """A paper's augmentation preset by name (see :data:`PRESETS` and docs/data.md), optionally with changes."""
     if isinstance(name, Augmentation):
         return name.replace(**changes) if changes else name
-    if name not in PRESETS:
-        raise ValueError(f"unknown augmentation {name!r}; choose one of {list_augmentations()}")
-    return PRESETS[name].replace(**changes) if changes else PRESETS[name]
+    preset = PRESETS.get(name)
+    return preset.replace(**changes) if changes else preset
 
 
 # ------------------------------------------------------------------------------------------------------ sampling

@@ -1,4 +1,4 @@
-"""``make_dataset``: files or arrays → a shuffled, augmented, batched, prefetched ``tf.data.Dataset``.
+"""``make_dataset``: files or arrays → an (optionally shuffled and augmented) batched, prefetched ``tf.data.Dataset``.
 
 Stages: indices → (shuffle) → batches of indices → load + recipe (one ``tf.numpy_function`` call per batch; its
 examples are prepared by a shared pool of one thread per core, see :func:`_example_pool`; the NumPy/OpenCV/Pillow
@@ -162,7 +162,7 @@ def _as_label_array(values, n: int, name: str) -> np.ndarray | None:
     raise TypeError(f"{name} must be numeric (map class names to ids first), got dtype {array.dtype}")
 
 
-def make_dataset(images, masks=None, labels=None, *, recipe, augment=None, batch_size: int, shuffle: bool = True,
+def make_dataset(images, masks=None, labels=None, *, recipe, augment=None, batch_size: int, shuffle: bool = False,
                  seed: int | None = None, cache: str | None = None, drop_remainder: bool = False,
                  sample_weights=None, mask_role: str = "target", num_parallel_calls: int | None = None):
     """Build the input pipeline of a paper's model from files or arrays.
@@ -180,7 +180,8 @@ def make_dataset(images, masks=None, labels=None, *, recipe, augment=None, batch
         augment: None, a preset name (:func:`cxrzoo.data.augment.list_augmentations`) or an
             :class:`~cxrzoo.data.augment.Augmentation`; applied after the recipe, to image and masks alike.
         batch_size: examples per batch.
-        shuffle: reshuffle the examples every epoch.
+        shuffle: reshuffle the examples every epoch (off by default, so ``model.predict(ds)`` lines up with the
+            inputs and labels in order; training asks for it, as :func:`cxrzoo.training.fit_segmenter` does).
         seed: makes shuffling and augmentation reproducible (each epoch still differs); None draws fresh
             randomness.
         cache: None, "memory", or a file path prefix: cache the prepared (pre-augmentation) examples after the
@@ -236,7 +237,7 @@ def make_dataset(images, masks=None, labels=None, *, recipe, augment=None, batch
 
 
 def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=None, sample_weights=None, augment=None,
-                   batch_size: int, shuffle: bool = True, seed: int | None = None, cache: str | None = None,
+                   batch_size: int, shuffle: bool = False, seed: int | None = None, cache: str | None = None,
                    drop_remainder: bool = False, mask_role: str = "target", num_parallel_calls: int | None = None):
     """The pipeline behind :func:`make_dataset`, for any ``load(i) -> (x float32 (H, W, C), masks or None)``.
 

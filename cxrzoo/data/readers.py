@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from cxrzoo.data.pipeline import build_pipeline, make_dataset
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dcm", ".dicom")
 
 
@@ -58,8 +60,6 @@ class Samples:
 
     def dataset(self, **kwargs):
         """:func:`cxrzoo.data.make_dataset` over these samples (masks and labels included when present)."""
-        from cxrzoo.data.pipeline import make_dataset
-
         return make_dataset(self.images, self.masks, self.labels, **kwargs)
 
 
@@ -295,7 +295,7 @@ def write_cxrnet_h5(path, X, M, y, w) -> None:
         raise
 
 
-def cxrnet_h5_dataset(paths: Sequence, *, batch_size: int, augment=None, shuffle: bool = True,
+def cxrnet_h5_dataset(paths: Sequence, *, batch_size: int, augment=None, shuffle: bool = False,
                       seed: int | None = None, cache: str | None = None, drop_remainder: bool = False):
     """CXR-Net Module 2's input pipeline over H5 files: batches of ``((X, M), y, w)``, float32.
 
@@ -303,8 +303,6 @@ def cxrnet_h5_dataset(paths: Sequence, *, batch_size: int, augment=None, shuffle
     a continuous mask input, so it is resampled bilinearly like X) and ``w`` is the per-example class weight. The
     ``y`` and ``w`` of every file are read up front; X and M are read by the parallel pipeline.
     """
-    from cxrzoo.data.pipeline import build_pipeline
-
     paths = [str(p) for p in paths]
     if not paths:
         raise ValueError("cxrnet_h5_dataset: no files")

@@ -39,18 +39,21 @@ from typing import Sequence
 
 import numpy as np
 
+from cxrzoo.nn.model import spec_of
+from cxrzoo.spec import ARCHITECTURES
+
 __all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "ScoreCAM", "default_cam_layer"]
 
 
 def default_cam_layer(model) -> str:
-    """The target layer used when none is given: the registry's ``cam_layer`` for ``model.name`` if that layer
-    exists in the model, else the last layer whose output is 4-D (B, H, W, C)."""
-    from cxrzoo.registry import list_models, model_info
-
-    if model.name in list_models():
-        name = model_info(model.name).cam_layer
-        if name and any(layer.name == name for layer in model.layers):
-            return name
+    """The target layer used when none is given: the ``cam_layer`` of the model's spec (or of the architecture
+    named ``model.name``) if that layer exists in the model, else the last layer whose output is 4-D (B, H, W, C)."""
+    spec = spec_of(model)
+    name = spec.cam_layer if spec is not None else None
+    if name is None and model.name in ARCHITECTURES:
+        name = ARCHITECTURES.get(model.name).cam_layer
+    if name and any(layer.name == name for layer in model.layers):
+        return name
     for layer in reversed(model.layers):
         output = getattr(layer, "output", None)
         if output is not None and not isinstance(output, (list, tuple)) and len(output.shape) == 4:

@@ -1,44 +1,54 @@
-"""Model builders, one module per seed paper (importing this package registers them all).
+"""The papers: one folder each, holding everything of that paper (importing this package registers them all).
 
-| module | paper |
+| folder | paper |
 |---|---|
-| :mod:`cxrzoo.models.res_cr_net` | 000 CXR-Net Module 1 (Res-CR-Net lung segmenter) |
-| :mod:`cxrzoo.models.cxrnet` | 000 CXR-Net Module 2 (WST + cross-attention ensemble) and the end-to-end CXR-Net |
-| :mod:`cxrzoo.models.covid_cxnet` | 001 COVID-CXNet (classifier, base model, lung U-Net, hierarchical classifier) |
-| :mod:`cxrzoo.models.covid_xnet` | 004 COVID-XNet (custom CNN with a CAM head) |
-| :mod:`cxrzoo.models.bone_suppression` | 004 COVID-XNet preprocessing: the bone-suppression autoencoder |
-| :mod:`cxrzoo.models.screening` | 002 screening baselines (AlexNet, VGG16, ResNet50, DenseNet121, InceptionV3) |
-| :mod:`cxrzoo.models.segmentation` | 003 Tahir thesis: U-Net / U-Net++ / FPN over five encoders (:mod:`~cxrzoo.models.encoders`) |
-| :mod:`cxrzoo.models.infection_detector` | 003 Tahir thesis: classifiers, SqueezeNet, the infection detector |
+| :mod:`cxrzoo.models.cxrnet` | CXR-Net: Res-CR-Net lung segmenter (Module 1), WST + cross-attention ensemble (Module 2), heat maps |
+| :mod:`cxrzoo.models.covid_cxnet` | COVID-CXNet: DenseNet-121 classifier, base model, lung U-Net, hierarchical classifier |
+| :mod:`cxrzoo.models.screening` | the screening baselines: AlexNet, VGG16, ResNet50, DenseNet121, InceptionV3 |
+| :mod:`cxrzoo.models.infection_detector` | the segmentation-driven infection detector: U-Net / U-Net++ / FPN, classifiers, detector |
+| :mod:`cxrzoo.models.covid_xnet` | COVID-XNet: custom CNN with CAMs, bone suppression |
 
-:mod:`cxrzoo.models.inference` makes inference copies of any of them: :func:`fold_batch_norm` merges each
-BatchNormalization into the convolution before it; :func:`polyphase_dilated` runs dilated convolutions undilated on
-polyphase components.
+Each folder has the architecture, its weight conversion, preprocessing recipes, training presets, specs, heat maps
+and end-to-end system; shared machinery lives below (:mod:`cxrzoo.nn`, :mod:`cxrzoo.preprocessing`, …) and never
+imports a paper. docs/architecture.md shows the layers and where a sixth paper goes.
 """
 
 from __future__ import annotations
+
+import sys
 
 from cxrzoo._compat import check_backend
 
 check_backend()
 
-from cxrzoo.models import res_cr_net  # noqa: E402  (registers its builders)
-from cxrzoo.models import cxrnet  # noqa: E402
-from cxrzoo.models import covid_cxnet  # noqa: E402
-from cxrzoo.models import covid_xnet  # noqa: E402
-from cxrzoo.models import bone_suppression  # noqa: E402
-from cxrzoo.models import screening, segmentation, infection_detector  # noqa: E402
-from cxrzoo.models.inference import fold_batch_norm, polyphase_dilated  # noqa: E402,F401
+from cxrzoo.models import cxrnet, covid_cxnet, screening, infection_detector, covid_xnet  # noqa: E402
+from cxrzoo.nn.rewrite import fold_batch_norm, polyphase_dilated  # noqa: E402
+
+# Module paths of earlier releases, kept importable: ``from cxrzoo.models.res_cr_net import build_res_cr_net``.
+_MOVED_MODULES = {
+    "res_cr_net": cxrnet.res_cr_net,
+    "bone_suppression": covid_xnet.bone_suppression,
+    "segmentation": infection_detector.segmentation,
+    "inference": sys.modules["cxrzoo.nn.rewrite"],
+    "encoders": sys.modules["cxrzoo.nn.backbones"],
+}
+for _old, _module in _MOVED_MODULES.items():
+    sys.modules[f"{__name__}.{_old}"] = _module
+    globals()[_old] = _module
+del _old, _module
+
+PAPERS = ("cxrnet", "covid_cxnet", "screening", "infection_detector", "covid_xnet")
+
+__all__ = ["PAPERS", "covid_cxnet", "covid_xnet", "cxrnet", "fold_batch_norm", "infection_detector", "load_model",
+           "polyphase_dilated", "screening"]
 
 
 def load_model(path, *, compile: bool = False, safe_mode: bool = True):
-    """Loads a ``.keras`` file saved from a cxrzoo model (registers cxrzoo's custom layers first).
+    """Loads a ``.keras`` file saved from a cxrzoo model (every paper's layers are registered by this package).
 
     ``safe_mode=True`` (the default) refuses arbitrary Python code (``Lambda`` layers) in the file; every cxrzoo
-    model round-trips with it.
+    model round-trips with it, and a model made by :func:`cxrzoo.create_model` keeps its spec.
     """
     import keras
-
-    import cxrzoo.layers  # noqa: F401  (registration of custom layers)
 
     return keras.models.load_model(path, compile=compile, safe_mode=safe_mode)

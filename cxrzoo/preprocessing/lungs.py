@@ -19,8 +19,10 @@ map does not crash and a margin never wraps around the image edge (see ``on_empt
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
-EQUALIZE_DISK_RADIUS = 40
+from cxrzoo.preprocessing.geometry import resize
+
 ON_EMPTY = ("full", "raise")
 
 
@@ -117,35 +119,67 @@ def crop_to_lungs(img, mask, dilation: tuple[int, int] = (5, 5), iterations: int
     y0, y1, x0, x1 = box
     crop = img[y0:y1, x0:x1]
     if size is not None:
-        from cxrzoo.preprocessing.geometry import resize
-
         crop = resize(np.ascontiguousarray(crop), size, "bicubic")
     return (crop, box) if return_box else crop
 
 
-def covid_cxnet_lung_mask(img, model) -> np.ndarray:
-    """COVID-CXNet's lung map for an 8-bit image: local equalization (disk 40), then the U-Net on raw 0..255.
+_EIGHT_CONNECTED = np.ones((3, 3), bool)
 
-    Reference: the authors' ``do_segmentation`` (reference covid_cxnet_xnet.md §1.3, steps 3a–3b).
 
-    Args:
-        img: (H, W) uint8 image at the U-Net's input size (the authors: 320×320 after a bicubic resize).
-        model: the lung U-Net (:func:`cxrzoo.build_covid_cxnet_lung_unet`; its published weights
-            ``covid_cxnet_lung_unet.montgomery_shenzhen`` are not in the offline mirror).
+def as_binary_mask(mask, what: str = "mask") -> np.ndarray:
+    """``mask`` as a 2-D boolean array (numeric masks: > 0), checked; ``what`` names it in errors."""
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D (H, W) mask, got shape {array.shape}")
+    if array.dtype != bool:
+        if not np.issubdtype(array.dtype, np.number):
+            raise TypeError(f"{what} must be boolean or numeric, got dtype {array.dtype}")
+        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            raise ValueError(f"{what} contains NaN or infinite values")
+        array = array > 0
+    return array
 
-    Returns:
-        The sigmoid map, float32 (H, W) in [0, 1], not thresholded, ready for :func:`crop_to_lungs`.
+
+def split_lungs(lung_mask) -> tuple[np.ndarray, np.ndarray]:
+    """The patient's (left, right) lung masks from a lung mask, by connected components.
+
+    Radiological orientation: the patient's left lung appears on the image's right. Rules, on 8-connected
+    components:
+
+    * two or more components: the split column is halfway between the centroids of the two largest; each
+      component goes to the side of its centroid (right of the split → patient's left);
+    * one component that straddles the image's centre column (lungs touching behind the heart): it is cut at its
+      narrowest column (fewest lung pixels) within the middle half of its bounding box;
+    * one component on one side of the centre column: a single lung (the other one, e.g. fully opacified, was not
+      segmented), assigned by side; the other mask is empty;
+    * no lung pixel: both masks empty.
     """
-    from skimage.filters import rank
-    from skimage.morphology import disk
-
-    img = np.asarray(img)
-    if img.dtype != np.uint8 or img.ndim != 2:
-        raise ValueError(f"covid_cxnet_lung_mask expects a (H, W) uint8 image, got {img.dtype} {img.shape}")
-    equalized = rank.equalize(img, footprint=disk(EQUALIZE_DISK_RADIUS))
-    # The authors feed the equalized 0..255 values unscaled.
-    x = equalized.astype(np.float32)[None, ..., None]
-    out = np.asarray(model(x, training=False))
-    if out.shape[:3] != x.shape[:3] or out.shape[-1] != 1:
-        raise ValueError(f"the lung model returned shape {out.shape} for input {x.shape}; expected (1, H, W, 1)")
-    return out[0, ..., 0].astype(np.float32)
+    lung = as_binary_mask(lung_mask, "lung_mask")
+    left, right = np.zeros_like(lung), np.zeros_like(lung)
+    labels, count = ndimage.label(lung, structure=_EIGHT_CONNECTED)
+    if count == 0:
+        return left, right
+    index = np.arange(1, count + 1)
+    sizes = ndimage.sum_labels(lung, labels, index)
+    columns = np.array([c[1] for c in ndimage.center_of_mass(lung, labels, index)])
+    width = lung.shape[1]
+    if count >= 2:
+        a, b = np.argsort(sizes)[::-1][:2]
+        split = 0.5 * (columns[a] + columns[b])
+        image_right = index[columns > split]
+        left = np.isin(labels, image_right)
+        return left, lung & ~left
+    cols = np.nonzero(lung.any(axis=0))[0]
+    x0, x1 = int(cols[0]), int(cols[-1])
+    centre = (width - 1) / 2.0
+    if x0 < centre < x1:
+        quarter = (x1 - x0) // 4
+        lo, hi = x0 + quarter, x1 - quarter
+        counts = lung[:, lo:hi + 1].sum(axis=0)
+        cut = lo + int(np.argmin(counts))
+        left = lung.copy()
+        left[:, :cut + 1] = False
+        return left, lung & ~left
+    if columns[0] > centre:
+        return lung.copy(), right
+    return left, lung.copy()

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from cxrzoo.data.splits import patient_kfold
 from cxrzoo.training.fit import TrainingResult, fit_classifier, fit_segmenter
 
 __all__ = ["cross_validate", "CrossValidationResult"]
@@ -86,8 +87,6 @@ def cross_validate(builder: Callable, data, n_splits: int = 6, groups=None, *, t
         >>> cxrzoo.metrics.roc_auc(labels == 0, cv.oof_predictions[:, 0])
     """
     import keras
-
-    from cxrzoo.data import patient_kfold
 
     if task not in ("classification", "segmentation"):
         raise ValueError(f"task must be 'classification' or 'segmentation', got {task!r}")

@@ -20,10 +20,14 @@ from typing import Any
 import keras
 import numpy as np
 
+from cxrzoo.data.pipeline import make_dataset
+from cxrzoo.data.splits import class_weights
 from cxrzoo.training.distribute import (_is_multi_worker, build_in_scope, default_strategy, is_chief, num_replicas,
                                         shard_dataset, synchronized_batch_norm)
 from cxrzoo.training.loop import custom_fit
-from cxrzoo.training.recipes import TrainingRecipe, training_recipe
+from cxrzoo.nn.model import spec_of
+from cxrzoo.spec import SPECS
+from cxrzoo.training.recipes import TrainingRecipe, list_training_recipes, training_recipe
 
 __all__ = ["fit_segmenter", "fit_classifier", "TrainingResult", "as_dataset", "prepare_labels"]
 
@@ -125,7 +129,7 @@ def _class_ids(y) -> np.ndarray:
     return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1).astype(np.int64)
 
 
-def as_dataset(data, *, task: str, model, batch_size: int, augment=None, shuffle: bool = True,
+def as_dataset(data, *, task: str, model, batch_size: int, augment=None, shuffle: bool = False,
                seed: int | None = None, strategy=None):
     """A ``tf.data.Dataset`` of global batches from ``data``, sharded for ``strategy``.
 
@@ -136,8 +140,6 @@ def as_dataset(data, *, task: str, model, batch_size: int, augment=None, shuffle
     rows for classification.
     """
     import tensorflow as tf
-
-    from cxrzoo.data import make_dataset
 
     if isinstance(data, tf.data.Dataset):
         return shard_dataset(data, strategy)
@@ -183,14 +185,20 @@ def _class_weight(spec, train, model, task):
         raise ValueError("class_weight='balanced' applies to classification")
     import tensorflow as tf
 
-    from cxrzoo.data import class_weights
-
     if isinstance(train, tf.data.Dataset):
         raise ValueError("class_weight='balanced' needs array labels to count classes; pass a dict for a Dataset")
     return class_weights(_class_ids(prepare_labels(train[1], model)))
 
 
-_DEFAULT_RECIPES = {"segmentation": "cxrnet_module1", "classification": "cxrnet_module2"}
+def _recipe_of(model, task: str) -> str:
+    """The training recipe named by the model's spec (or by the spec of the architecture it is named after)."""
+    spec = spec_of(model)
+    if spec is None and getattr(model, "name", None) in SPECS:
+        spec = SPECS.get(model.name)
+    if spec is None or spec.training_recipe is None:
+        raise ValueError(f"model {getattr(model, 'name', model)!r} carries no spec naming its paper's training "
+                         f"protocol: pass recipe=, one of {list_training_recipes(task)}")
+    return spec.training_recipe
 
 
 def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, learning_rate, optimizer, loss,
@@ -198,7 +206,11 @@ def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, lea
          strategy, sync_batchnorm, seed, steps_per_epoch, validation_steps, verbose, loop):
     if loop not in ("auto", "keras", "custom"):
         raise ValueError(f"loop must be 'auto', 'keras' or 'custom', got {loop!r}")
-    rec = training_recipe(_DEFAULT_RECIPES[task] if recipe is None else recipe)
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    strategy = strategy or default_strategy()
+    model = build_in_scope(model, strategy)
+    rec = training_recipe(_recipe_of(model, task) if recipe is None else recipe)
     if rec.task != task:
         raise ValueError(f"recipe {rec.name!r} is a {rec.task} recipe; this function trains {task} models")
     rec = rec.replace(
@@ -208,10 +220,6 @@ def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, lea
         monitor=_resolve(monitor, rec.monitor))
     if rec.epochs < 1 or rec.batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {rec.epochs} and {rec.batch_size}")
-    if seed is not None:
-        keras.utils.set_random_seed(int(seed))
-    strategy = strategy or default_strategy()
-    model = build_in_scope(model, strategy)
     monitor_name = rec.monitor if validation is not None else rec.monitor.removeprefix("val_")
 
     weights = _class_weight(rec.class_weight, train, model, task)
@@ -303,15 +311,16 @@ def _document(fn):
 
 
 @_document
-def fit_segmenter(model, train, validation=None, *, recipe: str | TrainingRecipe | None = "cxrnet_module1",
+def fit_segmenter(model, train, validation=None, *, recipe: str | TrainingRecipe | None = None,
                   epochs=RECIPE, batch_size=RECIPE, learning_rate=None, optimizer=None, loss=None, metrics=None,
                   augment=RECIPE, class_weight=None, early_stopping=RECIPE, reduce_lr=RECIPE, monitor=RECIPE,
                   output_dir=None, restore_best: bool = True, callbacks=(), strategy=None,
                   sync_batchnorm: bool = True, seed: int | None = None, steps_per_epoch=None,
                   validation_steps=None, verbose="auto", loop: str = "auto") -> TrainingResult:
-    """Trains a segmentation model; defaults are CXR-Net Module 1's protocol (recipe ``"cxrnet_module1"``).
+    """Trains a segmentation model with its paper's protocol: ``recipe`` (default: the one the model's spec names,
+    e.g. ``"cxrnet_module1"`` for Res-CR-Net) fills every argument left at its default.
 
-    Module 1: Adam (lr 1e-3), the contour-weighted Tanimoto loss (:class:`cxrzoo.losses.WeightedTanimotoLoss`),
+    CXR-Net Module 1's recipe: Adam (lr 1e-3), the contour-weighted Tanimoto loss (:class:`cxrzoo.losses.WeightedTanimotoLoss`),
     Tanimoto and lung Dice metrics, batch 12, 100 epochs, early stopping on val_loss (patience 200,
     min_delta 0.001), best-val_loss checkpoint, the authors' augmentation. Masks ``y`` are (N, H, W, K) with one
     channel per class, as the model outputs them (Res-CR-Net: ``[lungs, non_lungs]``).
@@ -327,13 +336,14 @@ def fit_segmenter(model, train, validation=None, *, recipe: str | TrainingRecipe
 
 
 @_document
-def fit_classifier(model, train, validation=None, *, recipe: str | TrainingRecipe | None = "cxrnet_module2",
+def fit_classifier(model, train, validation=None, *, recipe: str | TrainingRecipe | None = None,
                    epochs=RECIPE, batch_size=RECIPE, learning_rate=None, optimizer=None, loss=None, metrics=None,
                    augment=RECIPE, class_weight=RECIPE, early_stopping=RECIPE, reduce_lr=RECIPE, monitor=RECIPE,
                    output_dir=None, restore_best: bool = True, callbacks=(), strategy=None,
                    sync_batchnorm: bool = True, seed: int | None = None, steps_per_epoch=None,
                    validation_steps=None, verbose="auto", loop: str = "auto") -> TrainingResult:
-    """Trains a classifier; defaults are CXR-Net Module 2's protocol (recipe ``"cxrnet_module2"``).
+    """Trains a classifier with its paper's protocol: ``recipe`` (default: the one the model's spec names, e.g.
+    ``"cxrnet_module2"`` for a CXR-Net member) fills every argument left at its default.
 
     Module 2: Adam (lr 0.002, AMSGrad), categorical cross-entropy with 'balanced' class weights, batch 13,
     200 epochs, the authors' augmentation. Other papers: ``recipe="covid_cxnet"`` (label smoothing 0.1, Adam 1e-3,

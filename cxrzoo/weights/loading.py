@@ -170,3 +170,28 @@ def load_weights(model, weights: str | os.PathLike | None, *, arch: str | Iterab
     check_builder_kwargs(entry, **builder_kwargs)
     (loader or load_default)(model, paths, entry)
     return model
+
+
+# Keras 2 files whose layer names are not ours load by layer order, as Keras 2's ``load_weights`` did.
+def assign_by_order(layers: Sequence[Any], arrays: Sequence[tuple[str, list[np.ndarray]]], *, source: str,
+                    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None) -> None:
+    """Assigns ``arrays`` (source layer name, weight arrays), in order, to ``layers``; all-or-nothing.
+
+    Every shape must agree (after ``convert(layer, values)``), and the counts must be equal; otherwise a
+    ValueError names the first mismatching pair.
+    """
+    if len(arrays) != len(layers):
+        raise ValueError(f"{source}: {len(arrays)} weighted layers in the file, the model has {len(layers)}")
+    plan = []
+    for layer, (src_name, values) in zip(layers, arrays):
+        values = list(values)
+        if convert is not None:
+            values = convert(layer, values)
+        expected = [tuple(w.shape) for w in layer.weights]
+        got = [tuple(np.shape(v)) for v in values]
+        if expected != got:
+            raise ValueError(f"{source}: layer {layer.name!r} expects weight shapes {expected}, but the file's "
+                             f"layer in the same position, {src_name!r}, has {got}")
+        plan.append((layer, values))
+    for layer, values in plan:
+        layer.set_weights(values)

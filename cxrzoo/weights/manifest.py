@@ -110,15 +110,22 @@ def _entries() -> dict[str, WeightsEntry]:
 
 
 def list_weights(arch: str | None = None, pattern: str = "*") -> list[str]:
-    """Tags of the published weights, sorted; ``arch`` keeps one architecture, ``pattern`` is a glob on the tag.
+    """Tags of the published weights, sorted.
+
+    ``arch`` is an architecture name (its tags) or a glob over tags (``"res_cr_net.*"``, ``"*fold?"``);
+    ``pattern`` is a further glob on the tag.
 
     >>> list_weights("res_cr_net")
     ['res_cr_net.jms_lungs', 'res_cr_net.v7_lungs']
+    >>> list_weights("cxrnet_member.*fold[01]")
+    ['cxrnet_member.hfhs_fold0', 'cxrnet_member.hfhs_fold1']
     """
-    return sorted(
-        tag for tag, entry in _entries().items()
-        if (arch is None or entry.arch == arch) and fnmatch.fnmatchcase(tag, pattern)
-    )
+    def keep(tag: str, entry: WeightsEntry) -> bool:
+        if arch is not None and entry.arch != arch and not fnmatch.fnmatchcase(tag, arch):
+            return False
+        return fnmatch.fnmatchcase(tag, pattern)
+
+    return sorted(tag for tag, entry in _entries().items() if keep(tag, entry))
 
 
 def weights_info(tag: str) -> WeightsEntry:

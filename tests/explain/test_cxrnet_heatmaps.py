@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cxrzoo.explain import cxrnet_figure, cxrnet_heatmaps
+from cxrzoo.models.cxrnet import cxrnet_figure, cxrnet_heatmaps
 from cxrzoo.models.cxrnet import build_cxrnet_classifier
 
 SAMPLE = ("fixtures", "cxrnet", "sample")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.layers import AxisAttention, LungMaskGate, MinMaxRescale, SelectChannel, Threshold
+from cxrzoo.models.cxrnet.layers import AxisAttention, LungMaskGate, MinMaxRescale, SelectChannel, Threshold
 
 
 
@@ -159,7 +159,7 @@ def test_layers_round_trip_in_a_keras_file(tmp_path):
 def test_separable_conv_is_keras_and_its_xla_form_computes_the_same(kernel, dilation):
     import tensorflow as tf
 
-    from cxrzoo.layers import SeparableConv2D, xla_depthwise
+    from cxrzoo.models.cxrnet.layers import SeparableConv2D, xla_depthwise
 
     rng = np.random.default_rng(kernel * 10 + dilation)
     x = rng.standard_normal((2, 23, 29, 5)).astype("float32")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.layers.scattering import Scattering2D, morlet_filter_bank, padded_size, scattering_paths
+from cxrzoo.nn.scattering import Scattering2D, morlet_filter_bank, padded_size, scattering_paths
 
 KYMATIO_TOLERANCE = 1e-4
 

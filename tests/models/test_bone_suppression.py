@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.models.bone_suppression import TiedConvAutoencoder, build_bone_suppression
+from cxrzoo.models.covid_xnet.bone_suppression import TiedConvAutoencoder, build_bone_suppression
 
 TAG = "bone_suppression.jsrt_v2"
 FIXTURE = ("fixtures", "bone_suppression")
@@ -91,7 +91,7 @@ def test_checkpoint_files_in_different_folders_and_bad_files(shared_weights, tmp
     data_dir.mkdir()
     shutil.copy(shared_weights / "model.index", index_dir / "model.index")
     shutil.copy(shared_weights / "model.data-00000-of-00001", data_dir / "model.data-00000-of-00001")
-    from cxrzoo.models.bone_suppression import _load_checkpoint
+    from cxrzoo.models.covid_xnet.bone_suppression import _load_checkpoint
 
     model = build_bone_suppression()
     _load_checkpoint(model, [index_dir / "model.index", data_dir / "model.data-00000-of-00001"], None)

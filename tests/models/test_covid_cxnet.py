@@ -119,7 +119,7 @@ def test_chexnet_weights_load_by_order_into_a_grayscale_model(tmp_path, binary):
     load_chexnet_backbone(small, path)
     np.testing.assert_array_equal(small.get_layer("conv1_conv").kernel.numpy(), file_values["conv1/conv"][0])
     # a full Keras 2 model file of the authors' whole graph (model_weights group) loads by order through weights=
-    from cxrzoo.models.covid_cxnet import _load_covid_cxnet_weights
+    from cxrzoo.models.covid_cxnet.models import _load_covid_cxnet_weights
 
     whole = keras2_layers_of(small, perturb_seed=3)
     write_keras2_h5(tmp_path / "covid_cxnet_keras2.hdf5", whole, full_model=True)

@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from cxrzoo.models.encoders import (ENCODER_CHANNELS, ENCODER_TAPS, build_encoder, count_trainable,
-                                    inception_v4_features, torch_conv, torch_max_pool)
+from cxrzoo.nn.backbones import ENCODER_CHANNELS, ENCODER_TAPS, build_encoder, inception_v4_features, torch_conv, torch_max_pool
+from cxrzoo.nn.blocks import count_trainable
 
 
 def test_resnet18_encoder_taps_channels_and_strides():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.models.encoders import count_trainable
+from cxrzoo.nn.blocks import count_trainable
 from cxrzoo.models.infection_detector import (COVID_FAMILY_LABELS, TAHIR_LABELS, InfectionDetector,
                                               build_cxr_classifier, build_infection_detector_models,
                                               build_squeezenet, detect_infection, fill_holes, postprocess_infection_mask,

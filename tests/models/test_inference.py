@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.layers.common import FoldedBatchNormalization, PolyphaseMerge, PolyphaseSplit
-from cxrzoo.models.inference import fold_batch_norm, polyphase_dilated
+from cxrzoo.nn.layers import FoldedBatchNormalization, PolyphaseMerge, PolyphaseSplit
+from cxrzoo.nn.rewrite import fold_batch_norm, polyphase_dilated
 
 
 def _randomize_statistics(model, seed=0):

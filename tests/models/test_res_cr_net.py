@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.models.res_cr_net import build_res_cr_net, legacy_layer_names
+from cxrzoo.models.cxrnet.res_cr_net import build_res_cr_net, legacy_layer_names
 
 SAMPLE = ("fixtures", "cxrnet", "sample")
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.models.encoders import count_trainable
-from cxrzoo.models.screening import (AUX_LOSS_WEIGHT, _torch_avg_pool_3x3, build_alexnet, build_densenet121,
+from cxrzoo.nn.blocks import count_trainable
+from cxrzoo.models.screening.baselines import (AUX_LOSS_WEIGHT, _torch_avg_pool_3x3, build_alexnet, build_densenet121,
                                      build_inception_v3, build_resnet50, build_vgg16, without_aux_classifier)
 
 # Reference segmentation_detector.md §1.9 (torchvision definitions, one output, 3-channel input) and Table V

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.layers import AlignedBilinearUpsampling2D
-from cxrzoo.models.encoders import ENCODER_CHANNELS, ENCODER_TAPS, count_trainable
-from cxrzoo.models.segmentation import BUILDERS, build_fpn, build_unet, build_unet_plus_plus
+from cxrzoo.nn.upsampling import AlignedBilinearUpsampling2D
+from cxrzoo.nn.backbones import ENCODER_CHANNELS, ENCODER_TAPS
+from cxrzoo.nn.blocks import count_trainable
+from cxrzoo.models.infection_detector.segmentation import BUILDERS, build_fpn, build_unet, build_unet_plus_plus
 
 # Exact SMP counts at 256×256×3, classes=1 (reference segmentation_detector.md §1.4): encoder, decoder, head, and
 # the thesis' Table 11 value in millions.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cxrzoo.preprocessing import suppress_bones
+from cxrzoo.models.covid_xnet import suppress_bones
 
 FIXTURE = ("fixtures", "bone_suppression")
 

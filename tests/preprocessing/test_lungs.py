@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from cxrzoo.preprocessing import covid_cxnet_lung_mask, crop_to_lungs, lung_box, resize
+from cxrzoo.models.covid_cxnet import covid_cxnet_lung_mask
+from cxrzoo.preprocessing import crop_to_lungs, lung_box, resize
 
 
 def authors_crop(img, mask, kernel=(5, 5), iterations=3, margin=0):

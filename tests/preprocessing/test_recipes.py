@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from cxrzoo.preprocessing import (CXRNET_MEAN, CXRNET_STD, IMAGENET_MEAN, IMAGENET_STD, Recipe, beasf, clahe,
-                                  complement, equalize_hist, list_recipes, match_histogram, prepare_cxrnet_input,
-                                  read_image, recipe)
+from cxrzoo.models.cxrnet import CXRNET_MEAN, CXRNET_STD, prepare_cxrnet_input
+from cxrzoo.preprocessing import (IMAGENET_MEAN, IMAGENET_STD, Recipe, beasf, clahe, complement, equalize_hist,
+                                  list_recipes, match_histogram, read_image, recipe)
 
 RNG = np.random.default_rng(5)
 
@@ -29,7 +29,8 @@ def _opencv_cxrnet(image: np.ndarray) -> np.ndarray:
 
 def test_catalogue():
     assert list_recipes() == sorted(["cxrnet", "covid_cxnet", "covid_cxnet_base", "covid_xnet",
-                                     "tahir_segmentation", "tahir_classifier", "screening_baselines"])
+                                     "infection_detector_segmentation", "infection_detector_classifier",
+                                     "screening_baselines"])
     with pytest.raises(ValueError, match="unknown recipe"):
         recipe("cxr_net")
     with pytest.raises(TypeError, match="'cxrnet'"):
@@ -162,7 +163,7 @@ def test_recipe_rejects_mismatched_masks_and_paths_work(cxr, tmp_path):
 
 
 def test_covid_xnet_recipe_with_bone_suppression(cxr, shared_weights):
-    from cxrzoo.preprocessing import suppress_bones
+    from cxrzoo.models.covid_xnet import suppress_bones
 
     image = cxr[0][:256, :256]  # a small crop keeps the autoencoder cheap
     x = recipe("covid_xnet")(image)
@@ -195,7 +196,7 @@ def test_covid_cxnet_lung_crop_moves_masks_with_the_image(cxr):
 @pytest.mark.parametrize("normalization", ["unit", "imagenet"])
 @pytest.mark.parametrize("shape", [(7, 9), (7, 9, 1), (7, 9, 3), (5, 4, 3)])
 def test_the_scaling_table_gives_the_arithmetic_bit_for_bit(normalization, shape):
-    from cxrzoo.preprocessing.recipes import _scale_step
+    from cxrzoo.preprocessing.recipes import scale_step as _scale_step
 
     a = RNG.integers(0, 256, shape, dtype=np.uint8)
     a[0, 0], a[-1, -1] = 0, 255

@@ -111,6 +111,7 @@ def test_fit_rejects_what_it_cannot_train():
     with pytest.raises(TypeError, match="zero-argument builder"):
         fit_classifier("model", (np.zeros((2, 4)), np.zeros(2)))
     with pytest.raises(TypeError, match="tf.data.Dataset or a tuple"):
-        fit_classifier(_dense_classifier(2, "softmax"), np.zeros((2, 4)), epochs=1)
+        fit_classifier(_dense_classifier(2, "softmax"), np.zeros((2, 4)), recipe="cxrnet_module2", epochs=1)
     with pytest.raises(ValueError, match="epochs"):
-        fit_classifier(_dense_classifier(2, "softmax"), (np.zeros((2, 4)), np.zeros(2)), epochs=0)
+        fit_classifier(_dense_classifier(2, "softmax"), (np.zeros((2, 4)), np.zeros(2)), recipe="cxrnet_module2",
+                       epochs=0)

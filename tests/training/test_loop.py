@@ -66,8 +66,8 @@ def test_the_custom_loop_honours_steps_and_refuses_unknown_loops():
     y = np.concatenate([x > 0.5, x <= 0.5], axis=-1).astype("float32")
     seg = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(2, 3, padding="same",
                                                                           activation="softmax")])
-    result = fit_segmenter(seg, (x, y), epochs=2, batch_size=4, augment=None, steps_per_epoch=1, verbose=0,
-                           loop="custom")
+    result = fit_segmenter(seg, (x, y), recipe="cxrnet_module1", epochs=2, batch_size=4, augment=None,
+                           steps_per_epoch=1, verbose=0, loop="custom")
     assert len(result.history["loss"]) == 2 and np.isfinite(result.history["loss"]).all()
     with pytest.raises(ValueError, match="loop must be"):
-        fit_segmenter(seg, (x, y), epochs=1, batch_size=4, augment=None, loop="horovod")
+        fit_segmenter(seg, (x, y), recipe="cxrnet_module1", epochs=1, batch_size=4, augment=None, loop="horovod")

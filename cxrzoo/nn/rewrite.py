@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from cxrzoo.layers.common import FoldedBatchNormalization, PolyphaseMerge, PolyphaseSplit
+from cxrzoo.nn.layers import FoldedBatchNormalization, PolyphaseMerge, PolyphaseSplit
 
 __all__ = ["fold_batch_norm", "polyphase_dilated"]
 

@@ -12,7 +12,7 @@ Module 2, one member (:func:`build_cxrnet_member`; input the 50-channel WST map 
     [input, a0·rows·cols] (51) ─ dropout ─ BN ─ stem ─ drop ─ res ─ drop ─ final 'add' block (classes)
                               ─ LeakyReLU ─ ·m1 ─ GAP ─ softmax
 
-The CONV RES blocks are Module 1's (:func:`cxrzoo.models.res_cr_net.conv_res_block`) with 3×3 kernels, dilations
+The CONV RES blocks are Module 1's (:func:`cxrzoo.models.cxrnet.res_cr_net.conv_res_block`) with 3×3 kernels, dilations
 1/2/3 and 17 filters per branch. The published system (:func:`build_cxrnet_classifier`) runs one WST
 (J=2, L=6) on the standardized CXR, concatenates the 4×4 average-pooled float lung mask, feeds six members and
 averages their masked 75×85×2 maps before GAP and softmax (not their probabilities). :func:`build_cxrnet` puts
@@ -30,10 +30,11 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from cxrzoo.layers.cxrnet import AxisAttention, LungMaskGate, MinMaxRescale, SelectChannel, Threshold
-from cxrzoo.layers.scattering import Scattering2D
-from cxrzoo.models.res_cr_net import LEAKY_SLOPE, _k2, conv_res_block
-from cxrzoo.registry import register_model
+from cxrzoo.models.cxrnet.layers import AxisAttention, LungMaskGate, MinMaxRescale, SelectChannel, Threshold
+from cxrzoo.nn.scattering import Scattering2D
+from cxrzoo.models.cxrnet.preprocessing import CXRNET_MEAN, CXRNET_STD
+from cxrzoo.models.cxrnet.res_cr_net import LEAKY_SLOPE, _k2, build_res_cr_net, conv_res_block
+from cxrzoo.spec import register_model
 from cxrzoo.weights.loading import (assign_by_name, is_legacy_h5, load_weights, looks_like_path, read_legacy_h5,
                                     resolve_weights)
 
@@ -445,9 +446,6 @@ def build_cxrnet(*, weights: str | None = "cxrnet_classifier.hfhs_ensemble6",
         >>> image = cxrzoo.prepare_cxrnet_input("cxr.png")
         >>> model.predict(image[None, ..., None].astype("float32"))["probabilities"]
     """
-    from cxrzoo.models.res_cr_net import build_res_cr_net
-    from cxrzoo.preprocessing.recipes import CXRNET_MEAN, CXRNET_STD
-
     mean = CXRNET_MEAN if mean is None else float(mean)
     std = CXRNET_STD if std is None else float(std)
     if std <= 0:

@@ -1,5 +1,5 @@
 """Small layers that Keras 3 lacks and ``Lambda`` would make unsafe to deserialize: shape manipulation, and the
-pieces of the inference rewrites in :mod:`cxrzoo.models.inference`."""
+pieces of the inference rewrites in :mod:`cxrzoo.nn.rewrite`."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class ReduceSum(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="cxrzoo")
 class FoldedBatchNormalization(keras.layers.Layer):
-    """Where a BatchNormalization was, after :func:`cxrzoo.models.inference.fold_batch_norm` merged it into the
+    """Where a BatchNormalization was, after :func:`cxrzoo.nn.rewrite.fold_batch_norm` merged it into the
     convolution before it: passes its input through (keeps the layer's name and call signature)."""
 
     def call(self, inputs, training=None, mask=None):
@@ -67,7 +67,7 @@ class PolyphaseSplit(keras.layers.Layer):
     Component (p, q) of image b is ``x[b, p::rate, q::rate]`` and lands at batch index ``(p·rate + q)·B + b``; the
     input is first zero-padded at the bottom and right to multiples of ``rate``. A convolution dilated by ``rate``
     with 'same' zero padding and an odd kernel is the undilated convolution of each component, which is how
-    :func:`cxrzoo.models.inference.polyphase_dilated` runs dilated branches; :class:`PolyphaseMerge` inverts it.
+    :func:`cxrzoo.nn.rewrite.polyphase_dilated` runs dilated branches; :class:`PolyphaseMerge` inverts it.
     """
 
     def __init__(self, rate: int, **kwargs):

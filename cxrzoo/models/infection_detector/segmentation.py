@@ -31,10 +31,10 @@ from typing import Sequence
 
 import keras
 
-from cxrzoo.layers import AlignedBilinearUpsampling2D
-from cxrzoo.models.encoders import (ENCODER_CHANNELS, ENCODERS, TORCH_EPSILON, TORCH_MOMENTUM, build_encoder,
-                                    check_divisible, check_encoder, make_input)
-from cxrzoo.registry import register
+from cxrzoo.nn.upsampling import AlignedBilinearUpsampling2D
+from cxrzoo.nn.backbones import ENCODERS, ENCODER_CHANNELS, TORCH_EPSILON, TORCH_MOMENTUM, build_encoder, check_encoder
+from cxrzoo.nn.blocks import check_divisible, make_input
+from cxrzoo.spec import register_architecture
 from cxrzoo.weights.loading import load_weights
 
 DECODERS = ("unet", "unet_plus_plus", "fpn")
@@ -285,7 +285,7 @@ _CAM_LAYER = {"unet": "decoder_block5_2_relu", "unet_plus_plus": "decoder_x_0_4_
 
 for _decoder in DECODERS:
     for _encoder in ENCODERS:
-        register(f"{_decoder}_{_encoder}", BUILDERS[_decoder], paper="infection_detector", task="segmentation",
+        register_architecture(f"{_decoder}_{_encoder}", BUILDERS[_decoder], paper="infection_detector", task="segmentation",
                  cam_layer=_CAM_LAYER[_decoder], encoder=_encoder,
                  summary=f"{_decoder} decoder (SMP) over a {_encoder} encoder: lung / infection segmenter "
                          f"(Tahir thesis)")

@@ -34,8 +34,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from cxrzoo.models.encoders import make_input
-from cxrzoo.registry import register_model
+from cxrzoo.nn.blocks import make_input
+from cxrzoo.spec import register_model
 from cxrzoo.weights.loading import load_weights
 
 ARCH = "bone_suppression"

@@ -20,14 +20,14 @@ import functools
 
 import numpy as np
 
+from cxrzoo.models.covid_xnet.bone_suppression import build_bone_suppression
+
 POLARITIES = ("normal", "inverted")
 WEIGHTS_TAG = "bone_suppression.jsrt_v2"
 
 
 @functools.lru_cache(maxsize=1)
 def _published_model():
-    from cxrzoo.models.bone_suppression import build_bone_suppression
-
     return build_bone_suppression(weights=WEIGHTS_TAG)
 
 
@@ -69,7 +69,8 @@ def suppress_bones(img, *, polarity: str = "normal", model=None, size: tuple[int
         network output maps to 0 (to 255 with ``polarity="normal"``).
 
     Example:
-        >>> from cxrzoo.preprocessing import read_image, suppress_bones
+        >>> from cxrzoo.preprocessing import read_image
+        >>> from cxrzoo.models.covid_xnet import suppress_bones
         >>> soft = suppress_bones(read_image("cxr.png"))          # uint8, bones suppressed
     """
     import tensorflow as tf

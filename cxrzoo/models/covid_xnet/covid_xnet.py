@@ -27,8 +27,8 @@ from typing import Sequence
 
 import keras
 
-from cxrzoo.models.encoders import classifier_top, make_input
-from cxrzoo.registry import register_model
+from cxrzoo.nn.blocks import classifier_top, make_input
+from cxrzoo.spec import register_model
 from cxrzoo.weights.loading import load_weights
 
 ARCH = "covid_xnet"

@@ -20,6 +20,9 @@ import weakref
 
 import numpy as np
 
+from cxrzoo.models.cxrnet.layers import native_dilation, xla_depthwise
+from cxrzoo.nn.rewrite import fold_batch_norm, polyphase_dilated
+
 __all__ = ["cxrnet_heatmaps", "cxrnet_figure"]
 
 _STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -37,8 +40,6 @@ def _heatmap_step(model, jit_compile):
         return steps[jit_compile]
     import keras
     import tensorflow as tf
-
-    from cxrzoo.layers.cxrnet import native_dilation, xla_depthwise
 
     names = {layer.name for layer in model.layers}
     missing = {"feature_map", "gap"} - names
@@ -80,8 +81,6 @@ def _heatmap_step(model, jit_compile):
         # of its time at 300×340) and its rate-5 branches on polyphase components (rate 3 is faster on TF's
         # dilated kernel, native_dilation below); with jit_compile=True, Module 2 and the heat-map math, many
         # small ops at 75×85, as one XLA cluster (a jit-compiled function called from the graph).
-        from cxrzoo.models.inference import fold_batch_norm, polyphase_dilated
-
         module1 = model.get_layer("module1")
         segmenter = fold_batch_norm(polyphase_dilated(module1, min_rate=4))
         snapshot = [w.numpy() for w in module1.weights]

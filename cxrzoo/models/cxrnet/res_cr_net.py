@@ -25,8 +25,9 @@ from typing import Sequence
 
 import keras
 
-from cxrzoo.layers import ExpandDims, ReduceSum, SeparableConv2D
-from cxrzoo.registry import register_model
+from cxrzoo.models.cxrnet.layers import SeparableConv2D
+from cxrzoo.nn.layers import ExpandDims, ReduceSum
+from cxrzoo.spec import register_model
 from cxrzoo.weights.loading import load_default, load_weights
 
 LEAKY_SLOPE = 0.1

@@ -1,0 +1,164 @@
+"""A Keras model that carries its :class:`~cxrzoo.spec.ModelSpec` and checks its inputs against it.
+
+:func:`attach_spec` wraps any functional model (same layers, same weights) in :class:`SpecModel`, whose
+``get_config`` holds the spec, so the spec survives ``model.save("m.keras")`` / ``keras.models.load_model`` with
+``safe_mode=True``. ``predict`` and eager calls on NumPy arrays check the arrays against the spec's input contract
+first (:func:`check_input`), because the mistakes they catch give plausible numbers, not errors: a CXR-Net input
+scaled by 1/255 scores exactly [0.5, 0.5]; Res-CR-Net run at another size than its weights were trained at segments
+badly (lung Dice 0.15-0.30 at 1024×1024 instead of 0.88-0.91).
+
+What is checked, and whether it raises or warns (docs/models/index.md):
+
+- shape (rank, channels, a fixed height/width) and dtype: :class:`InputContractError` (a ValueError), with the fix;
+- NaN or infinite values: :class:`InputContractError`;
+- values outside the spec's range, or data that look scaled to [0, 1] where 0..255 is expected: raises,
+  since no correct use gives such input;
+- a height/width other than the size the published weights were trained at: :class:`InputContractWarning`, since
+  fine-tuning at another size is legitimate; the message names the size and the function that resizes for you.
+
+``model.check_inputs = False`` turns the checks off for one model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+
+from cxrzoo.spec import ModelSpec
+
+# Tolerance on the value range: prepared inputs are computed in float32 (rounding) and some recipes rescale.
+_RANGE_SLACK = 1e-3
+
+
+class InputContractError(ValueError):
+    """An input that does not meet the model's input contract (shape, dtype, values)."""
+
+
+class InputContractWarning(UserWarning):
+    """An input the model accepts but its weights were not trained on (another spatial size)."""
+
+
+def _fix_hint(spec: ModelSpec) -> str:
+    return (f"prepare images with cxrzoo.preprocessing.recipe(weights={spec.name!r}), or let "
+            f"cxrzoo.pipeline({spec.name!r}).predict(paths_or_arrays) do it")
+
+
+def check_input(spec: ModelSpec, x: Any, *, where: str = "input") -> None:
+    """Checks a NumPy batch ``x`` (B, H, W, C) against ``spec.input``; see the module docstring for the rules."""
+    inp = spec.input
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
+    if isinstance(x, (list, tuple)):
+        x = x[0]
+    x = np.asarray(x)
+    if x.dtype.kind not in "uif":
+        raise InputContractError(f"{spec.name}: {where} must be numeric, got dtype {x.dtype}")
+    if x.ndim != 4:
+        hint = ""
+        if x.ndim == 3 and x.shape[-1] != inp.shape[-1]:
+            hint = f" (a batch of {x.shape[0]} images without the channel axis? add it with x[..., None])"
+        elif x.ndim == 3:
+            hint = " (one image? add the batch axis with x[None])"
+        elif x.ndim == 2:
+            hint = " (one 2-D image? use x[None, ..., None])"
+        raise InputContractError(f"{spec.name}: {where} must be a batch (B, H, W, C) with (H, W, C) = {inp.shape}, "
+                                 f"got shape {x.shape}{hint}; {_fix_hint(spec)}")
+    if x.shape[-1] != inp.shape[-1]:
+        raise InputContractError(f"{spec.name}: {where} must have {inp.shape[-1]} channel(s), got shape {x.shape}; "
+                                 f"{_fix_hint(spec)}")
+    for axis, (want, got) in enumerate(zip(inp.shape[:2], x.shape[1:3])):
+        if want is not None and want != got:
+            raise InputContractError(f"{spec.name}: {where} must be {inp.shape[0]}×{inp.shape[1]} (H×W), got "
+                                     f"{x.shape[1]}×{x.shape[2]} (shape {x.shape}); {_fix_hint(spec)}")
+    if x.size == 0:
+        raise InputContractError(f"{spec.name}: {where} is empty (shape {x.shape})")
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise InputContractError(f"{spec.name}: {where} contains NaN or infinite values")
+    if inp.trained_size is not None and tuple(x.shape[1:3]) != tuple(inp.trained_size):
+        h, w = inp.trained_size
+        warnings.warn(f"{spec.name}: its weights were trained on {h}×{w} inputs, this input is "
+                      f"{x.shape[1]}×{x.shape[2]}; results at other sizes can be much worse (Res-CR-Net: lung Dice "
+                      f"0.15-0.30 at 1024×1024 against 0.88-0.91 at 300×340). Resize to {h}×{w} and back, as "
+                      f"cxrzoo.pipeline({spec.name!r}) and cxrzoo.segment_lungs do", InputContractWarning,
+                      stacklevel=3)
+    if inp.value_range is None:
+        return
+    want_lo, want_hi = inp.value_range
+    slack = _RANGE_SLACK * max(1.0, want_hi - want_lo)
+    if lo < want_lo - slack or hi > want_hi + slack:
+        raise InputContractError(
+            f"{spec.name}: {where} values lie in [{lo:.4g}, {hi:.4g}], outside the range this model was trained on, "
+            f"[{want_lo:g}, {want_hi:g}] ({inp.description or 'see its spec'}); {_fix_hint(spec)}")
+    if want_hi - want_lo >= 100 and 0 < hi <= 1.0 + slack:
+        raise InputContractError(
+            f"{spec.name}: {where} values lie in [{lo:.4g}, {hi:.4g}], but this model takes {want_lo:g}..{want_hi:g} "
+            f"({inp.description or 'see its spec'}): the input looks scaled to [0, 1] (x / 255?); feed the "
+            f"prepared 0..255 values; {_fix_hint(spec)}")
+
+
+@keras.saving.register_keras_serializable(package="cxrzoo")
+class SpecModel(keras.Model):
+    """A functional model with a ``spec`` (its :class:`~cxrzoo.spec.ModelSpec`) and input checks.
+
+    Build one with :func:`attach_spec`; ``cxrzoo.create_model`` and ``cxrzoo.pipeline`` return them.
+    """
+
+    def __init__(self, *args, spec: ModelSpec | dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spec = ModelSpec.from_dict(spec) if isinstance(spec, dict) else spec
+        self.check_inputs = True
+
+    def _check(self, x, where: str) -> None:
+        if self.check_inputs and self.spec is not None and _is_array_input(x):
+            check_input(self.spec, x, where=where)
+
+    def predict(self, x, *args, **kwargs):
+        self._check(x, "the input to predict()")
+        return super().predict(x, *args, **kwargs)
+
+    def __call__(self, *args, **kwargs):
+        if args:
+            self._check(args[0], "the input")
+        return super().__call__(*args, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config["spec"] = None if self.spec is None else self.spec.to_dict()
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        spec = config.pop("spec", None)
+        model = super().from_config(config, custom_objects=custom_objects)
+        model.spec = None if spec is None else ModelSpec.from_dict(spec)
+        model.check_inputs = True
+        return model
+
+
+def _is_array_input(x) -> bool:
+    if isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    if isinstance(x, dict) and x:
+        x = next(iter(x.values()))
+    return isinstance(x, np.ndarray)
+
+
+def attach_spec(model: keras.Model, spec: ModelSpec) -> SpecModel:
+    """``model`` (functional) as a :class:`SpecModel` carrying ``spec``: the same layers and weights, one more
+    wrapper. A :class:`SpecModel` gets its spec replaced."""
+    if isinstance(model, SpecModel):
+        model.spec = spec
+        return model
+    wrapped = SpecModel(model.input, model.output, name=model.name, spec=spec)
+    wrapped.trainable = model.trainable
+    return wrapped
+
+
+def spec_of(model: Any) -> ModelSpec | None:
+    """The spec a model carries, or None."""
+    return getattr(model, "spec", None) if isinstance(getattr(model, "spec", None), ModelSpec) else None

@@ -1,0 +1,220 @@
+"""Use a published model on your own images in one call: :func:`pipeline` and :func:`segment_lungs`.
+
+A :class:`Pipeline` binds a model to its spec: it reads images (paths of PNG/JPEG/TIFF/DICOM files, or arrays of any
+size and bit depth), prepares them with the recipe the weights were trained on, runs the model and returns results
+with label names; segmentation masks come back at each image's original size. Nothing about the input contract is
+left to the caller.
+
+Example::
+
+    import cxrzoo
+    covid = cxrzoo.pipeline("cxrnet")                       # the authors' CXR-Net, both weights files
+    result = covid.predict(["cxr.png"])[0]
+    result["probabilities"]                                 # {'covid': 0.0042, 'non_covid': 0.9958}
+    lungs = cxrzoo.segment_lungs(["cxr.png"])[0]
+    lungs["mask"].shape, lungs["areas"]["left"]["fraction"]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import cv2
+import keras
+import numpy as np
+
+from cxrzoo.nn.model import InputContractError
+from cxrzoo.preprocessing.io import read_image
+from cxrzoo.preprocessing.lungs import split_lungs
+from cxrzoo.preprocessing.recipes import Recipe, recipe
+from cxrzoo.registry import create_model
+from cxrzoo.spec import SPECS, ModelSpec
+
+_PATH_TYPES = (str, os.PathLike, bytes, bytearray)
+
+
+def _as_items(images) -> list:
+    if isinstance(images, _PATH_TYPES):
+        return [images]
+    if isinstance(images, np.ndarray):
+        if images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4)):
+            return [images]
+        if images.ndim in (3, 4):
+            return list(images)
+        raise InputContractError(f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape "
+                                 f"{images.shape}")
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError("images is an empty list")
+        return list(images)
+    raise TypeError(f"images must be a path, an array, or a list of them; got {type(images).__name__}")
+
+
+def _load(item) -> np.ndarray:
+    """One image as an array at full depth (paths are read with ``native_depth=True``)."""
+    if isinstance(item, _PATH_TYPES):
+        return read_image(item, native_depth=True)
+    array = np.asarray(item)
+    if array.dtype.kind not in "uif":
+        raise InputContractError(f"an image array must be numeric, got dtype {array.dtype}")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise InputContractError(f"an image must be (H, W), (H, W, 1) or (H, W, 3|4), got shape {array.shape}")
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise InputContractError("an image contains NaN or infinite values")
+    return array
+
+
+def _resize_back(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, K) float maps → (H, W, K) by bilinear interpolation (OpenCV, half-pixel centres)."""
+    out = cv2.resize(np.ascontiguousarray(maps, np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(size + (maps.shape[-1],))
+
+
+def _activate(scores: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    if spec.output.kind != "logits":
+        return scores
+    if scores.shape[-1] == 1:
+        return 1.0 / (1.0 + np.exp(-scores))
+    z = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+class Pipeline:
+    """A published model with its preparation and label names; build one with :func:`pipeline`.
+
+    Attributes:
+        model: the Keras model (carries its spec; fine-tune it like any Keras model).
+        spec: its :class:`~cxrzoo.spec.ModelSpec`.
+        recipe: the :class:`~cxrzoo.preprocessing.Recipe` its weights were trained with.
+    """
+
+    def __init__(self, model: keras.Model, spec: ModelSpec, *, batch_size: int = 8):
+        if spec.recipe is None:
+            raise ValueError(f"{spec.name!r} takes {spec.input.description}, not an image: there is no image "
+                             "pipeline for it; see its model card")
+        if spec.task not in ("classification", "segmentation"):
+            raise ValueError(f"{spec.name!r} is a {spec.task} model; pipelines cover classification and segmentation")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model = model
+        self.spec = spec
+        self.recipe: Recipe = recipe(weights=spec)
+        self.batch_size = int(batch_size)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self.spec.name!r}, labels={list(self.spec.output.labels)}, recipe={self.recipe.name!r})"
+
+    def preprocess(self, images) -> np.ndarray:
+        """The model's input batch, float32 (N, H, W, C), for paths or arrays of any size and depth."""
+        return np.stack([self.recipe.prepare(_load(item))[0] for item in _as_items(images)])
+
+    def _raw(self, batch: np.ndarray) -> np.ndarray:
+        out = self.model.predict(batch, batch_size=self.batch_size, verbose=0)
+        if isinstance(out, dict):
+            out = out[self.spec.output.key]
+        elif isinstance(out, (list, tuple)):
+            out = out[0]
+        return np.asarray(out, np.float32)
+
+    def predict(self, images) -> list[dict[str, Any]]:
+        """One result dict per image, in input order.
+
+        Classification: ``probabilities`` ({label: p}), ``label`` (the most probable one) and, for a binary
+        decision, ``positive`` (its label's probability ≥ the spec's threshold). Segmentation: ``probabilities``
+        ((H, W, K) float32 at the image's own size, channels named by ``channels``) and ``masks`` ({channel: (H, W)
+        bool} at the spec's threshold).
+        """
+        items = _as_items(images)
+        results = []
+        for start in range(0, len(items), self.batch_size):
+            arrays = [_load(item) for item in items[start:start + self.batch_size]]
+            batch = np.stack([self.recipe.prepare(a)[0] for a in arrays])
+            raw = self._raw(batch)
+            for array, out in zip(arrays, raw):
+                results.append(self._result(out, array.shape[:2]))
+        return results
+
+    def _result(self, out: np.ndarray, size: tuple[int, int]) -> dict[str, Any]:
+        spec, labels = self.spec, self.spec.output.labels
+        if spec.task == "classification":
+            p = _activate(out[None], spec)[0]
+            result: dict[str, Any] = {"probabilities": {label: float(v) for label, v in zip(labels, p)},
+                                      "label": labels[int(np.argmax(p))] if len(labels) > 1 else None}
+            if spec.output.positive is not None:
+                threshold = 0.5 if spec.output.kind == "logits" else spec.output.threshold
+                result["positive"] = bool(p[labels.index(spec.output.positive)] >= threshold)
+            return result
+        maps = out if spec.output.kind == "mask" and spec.output.activation is not None else _sigmoid(out)
+        maps = _resize_back(maps, size)
+        threshold = spec.output.threshold if spec.output.activation is not None else 0.5
+        return {"channels": labels, "probabilities": maps,
+                "masks": {label: maps[..., k] >= threshold for k, label in enumerate(labels)}}
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def pipeline(name: str, *, model: keras.Model | None = None, batch_size: int = 8, **kwargs: Any) -> Pipeline:
+    """A :class:`Pipeline` for a published model (``"cxrnet"``, ``"res_cr_net.v7_lungs"``, …) or an architecture.
+
+    ``name`` is resolved as by :func:`cxrzoo.create_model` (an architecture gets its default published weights);
+    ``model`` passes a model you already built or fine-tuned (it must carry the same spec); ``kwargs`` go to
+    :func:`cxrzoo.create_model`.
+    """
+    if model is None:
+        model = create_model(name, **kwargs)
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, ModelSpec):
+        spec = SPECS.get(name)
+    return Pipeline(model, spec, batch_size=batch_size)
+
+
+def segment_lungs(images, *, weights: str = "res_cr_net.v7_lungs", batch_size: int = 8) -> list[dict[str, Any]]:
+    """Lung masks at each image's original size, with per-lung areas.
+
+    The images go through the model's own preparation (Res-CR-Net: 300×340, equalized), the lung probability is
+    resized back to the image's size (bilinear) and thresholded at the spec's 0.5; the mask is split into the
+    patient's left and right lung (radiological orientation: the patient's left is on the image's right).
+
+    Returns, per image: ``mask`` ((H, W) bool), ``probability`` ((H, W) float32), ``areas``: ``{"left": {"pixels",
+    "fraction"}, "right": {...}, "total": {...}}`` (fractions of the image's pixels).
+
+    Example::
+
+        out = cxrzoo.segment_lungs("cxr.png")[0]
+        out["areas"]["total"]["fraction"]
+    """
+    pipe = _lung_pipelines(weights, batch_size)
+    spec = pipe.spec
+    channel = "lungs" if "lungs" in spec.output.labels else spec.output.labels[0]
+    if spec.task != "segmentation":
+        raise ValueError(f"segment_lungs needs a lung segmenter; {spec.name!r} is a {spec.task} model")
+    results = []
+    for res in pipe.predict(images):
+        mask = res["masks"][channel]
+        left, right = split_lungs(mask)
+        total = mask.size
+        areas = {side: {"pixels": int(m.sum()), "fraction": float(m.sum()) / total}
+                 for side, m in (("left", left), ("right", right), ("total", mask))}
+        k = spec.output.labels.index(channel)
+        results.append({"mask": mask, "probability": res["probabilities"][..., k], "areas": areas})
+    return results
+
+
+_LUNG_PIPELINES: dict[str, Pipeline] = {}
+
+
+def _lung_pipelines(weights: str, batch_size: int) -> Pipeline:
+    # The segmenter is built once per process and weights tag: segment_lungs is called image by image in loops.
+    if weights not in _LUNG_PIPELINES:
+        _LUNG_PIPELINES[weights] = pipeline(weights, batch_size=batch_size)
+    pipe = _LUNG_PIPELINES[weights]
+    pipe.batch_size = int(batch_size)
+    return pipe
+
+
+__all__ = ["Pipeline", "pipeline", "segment_lungs"]
