@@ -11,8 +11,9 @@ from __future__ import annotations
 import fnmatch
 import functools
 import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

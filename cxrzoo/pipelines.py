@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import keras
@@ -42,8 +42,9 @@ def _as_items(images) -> list:
             return [images]
         if images.ndim in (3, 4):
             return list(images)
-        raise InputContractError(f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape "
-                                 f"{images.shape}")
+        raise InputContractError(
+            f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape {images.shape}"
+        )
     if isinstance(images, (list, tuple)):
         if not images:
             raise ValueError("images is an empty list")
@@ -93,8 +94,10 @@ class Pipeline:
 
     def __init__(self, model: keras.Model, spec: ModelSpec, *, batch_size: int = 8):
         if spec.recipe is None:
-            raise ValueError(f"{spec.name!r} takes {spec.input.description}, not an image: there is no image "
-                             "pipeline for it; see its model card")
+            raise ValueError(
+                f"{spec.name!r} takes {spec.input.description}, not an image: there is no image "
+                "pipeline for it; see its model card"
+            )
         if spec.task not in ("classification", "segmentation"):
             raise ValueError(f"{spec.name!r} is a {spec.task} model; pipelines cover classification and segmentation")
         if int(batch_size) < 1:
@@ -130,7 +133,7 @@ class Pipeline:
         items = _as_items(images)
         results = []
         for start in range(0, len(items), self.batch_size):
-            arrays = [_load(item) for item in items[start:start + self.batch_size]]
+            arrays = [_load(item) for item in items[start : start + self.batch_size]]
             batch = np.stack([self.recipe.prepare(a)[0] for a in arrays])
             raw = self._raw(batch)
             for array, out in zip(arrays, raw):
@@ -141,8 +144,10 @@ class Pipeline:
         spec, labels = self.spec, self.spec.output.labels
         if spec.task == "classification":
             p = _activate(out[None], spec)[0]
-            result: dict[str, Any] = {"probabilities": {label: float(v) for label, v in zip(labels, p)},
-                                      "label": labels[int(np.argmax(p))] if len(labels) > 1 else None}
+            result: dict[str, Any] = {
+                "probabilities": {label: float(v) for label, v in zip(labels, p)},
+                "label": labels[int(np.argmax(p))] if len(labels) > 1 else None,
+            }
             if spec.output.positive is not None:
                 threshold = 0.5 if spec.output.kind == "logits" else spec.output.threshold
                 result["positive"] = bool(p[labels.index(spec.output.positive)] >= threshold)
@@ -150,8 +155,11 @@ class Pipeline:
         maps = out if spec.output.kind == "mask" and spec.output.activation is not None else _sigmoid(out)
         maps = _resize_back(maps, size)
         threshold = spec.output.threshold if spec.output.activation is not None else 0.5
-        return {"channels": labels, "probabilities": maps,
-                "masks": {label: maps[..., k] >= threshold for k, label in enumerate(labels)}}
+        return {
+            "channels": labels,
+            "probabilities": maps,
+            "masks": {label: maps[..., k] >= threshold for k, label in enumerate(labels)},
+        }
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -198,8 +206,10 @@ def segment_lungs(images, *, weights: str = "res_cr_net.v7_lungs", batch_size: i
         mask = res["masks"][channel]
         left, right = split_lungs(mask)
         total = mask.size
-        areas = {side: {"pixels": int(m.sum()), "fraction": float(m.sum()) / total}
-                 for side, m in (("left", left), ("right", right), ("total", mask))}
+        areas = {
+            side: {"pixels": int(m.sum()), "fraction": float(m.sum()) / total}
+            for side, m in (("left", left), ("right", right), ("total", mask))
+        }
         k = spec.output.labels.index(channel)
         results.append({"mask": mask, "probability": res["probabilities"][..., k], "areas": areas})
     return results

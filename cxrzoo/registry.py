@@ -39,8 +39,9 @@ def list_papers() -> list[str]:
     return PAPERS.names()
 
 
-def list_models(pattern: str = "*", *, paper: str | None = None, task: str | None = None,
-                pretrained: bool = False) -> list[str]:
+def list_models(
+    pattern: str = "*", *, paper: str | None = None, task: str | None = None, pretrained: bool = False
+) -> list[str]:
     """Architecture names matching the glob ``pattern``, optionally one paper's (key or name, e.g. ``"CXR-Net"``),
     one task's, or only those whose published weights can be loaded (``pretrained=True``)."""
     key = paper_key(paper) if paper is not None else None
@@ -76,8 +77,10 @@ def model_spec(name_or_model: Any) -> ModelSpec:
     spec = spec_of(name_or_model)
     if spec is None:
         name = getattr(name_or_model, "name", type(name_or_model).__name__)
-        raise ValueError(f"model {name!r} carries no spec: build it with cxrzoo.create_model(...) (or pass the spec "
-                         "name, e.g. model_spec('res_cr_net.v7_lungs'))")
+        raise ValueError(
+            f"model {name!r} carries no spec: build it with cxrzoo.create_model(...) (or pass the spec "
+            "name, e.g. model_spec('res_cr_net.v7_lungs'))"
+        )
     return spec
 
 
@@ -89,8 +92,10 @@ def _resolve(name: str, weights: Any) -> tuple[ModelSpec, Any]:
     arch = ARCHITECTURES.get(arch_name)
     if tag:
         if weights not in (DEFAULT, None) and weights != name:
-            raise ValueError(f"create_model({name!r}) names its weights already; drop weights={weights!r} or call "
-                             f"create_model({arch_name!r}, weights=...)")
+            raise ValueError(
+                f"create_model({name!r}) names its weights already; drop weights={weights!r} or call "
+                f"create_model({arch_name!r}, weights=...)"
+            )
         if weights is None:
             return SPECS.get(arch_name), None
         return SPECS.get(name), None
@@ -102,12 +107,15 @@ def _resolve(name: str, weights: Any) -> tuple[ModelSpec, Any]:
     if isinstance(weights, str) and not looks_like_path(weights):
         spec_name = weights if weights in SPECS else None
         if spec_name is None and weights in _manifest_tags():
-            raise ValueError(f"weights {weights!r} are not a published model of {arch_name!r}; its published "
-                             f"models are {arch.weights or 'none'}")
+            raise ValueError(
+                f"weights {weights!r} are not a published model of {arch_name!r}; its published "
+                f"models are {arch.weights or 'none'}"
+            )
         spec = SPECS.get(weights)
         if spec.arch != arch_name:
-            raise ValueError(f"weights {weights!r} belong to {spec.arch!r}, not {arch_name!r}; call "
-                             f"create_model({weights!r})")
+            raise ValueError(
+                f"weights {weights!r} belong to {spec.arch!r}, not {arch_name!r}; call create_model({weights!r})"
+            )
         return spec, None
     return SPECS.get(arch_name), weights  # a file path: the architecture's spec, the caller's file
 
@@ -133,13 +141,17 @@ def create_model(name: str, *, weights: Any = DEFAULT, **kwargs: Any) -> keras.M
         random = cxrzoo.create_model("cxrnet", weights=None)    # same architecture, random initialisation
     """
     if "pretrained" in kwargs:
-        raise TypeError("create_model has no 'pretrained' argument: use weights='default' (the published weights, "
-                        "the default) or weights=None (random initialisation)")
+        raise TypeError(
+            "create_model has no 'pretrained' argument: use weights='default' (the published weights, "
+            "the default) or weights=None (random initialisation)"
+        )
     spec, path = _resolve(name, weights)
     arch = ARCHITECTURES.get(spec.arch)
     if not spec.obtainable:
-        raise ValueError(f"the weights of {spec.name!r} were published but cannot be obtained here ({spec.description});"
-                         f" build {spec.arch!r} with weights=None, or pass the file's path as weights=")
+        raise ValueError(
+            f"the weights of {spec.name!r} were published but cannot be obtained here ({spec.description});"
+            f" build {spec.arch!r} with weights=None, or pass the file's path as weights="
+        )
     call = {**arch.default_kwargs, **spec.builder_kwargs, **kwargs}
     if path is not None:
         call["weights"] = path

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from cxrzoo.catalog import PAPERS, Catalog
 
@@ -122,7 +123,7 @@ class ModelSpec:
     def labels(self) -> tuple[str, ...]:
         return self.output.labels
 
-    def replace(self, **changes) -> "ModelSpec":
+    def replace(self, **changes) -> ModelSpec:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +131,7 @@ class ModelSpec:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
         data = dict(data)
         inp = dict(data.pop("input"))
         inp["shape"] = tuple(inp["shape"])
@@ -183,9 +184,16 @@ SPECS: Catalog[ModelSpec] = Catalog("model spec")
 DEFAULT_WEIGHTS: dict[str, str] = {}
 
 
-def register_architecture(name: str, builder: Callable[..., Any], *, paper: str, task: str,
-                          cam_layer: str | None = None, summary: str | None = None,
-                          **default_kwargs: Any) -> Architecture:
+def register_architecture(
+    name: str,
+    builder: Callable[..., Any],
+    *,
+    paper: str,
+    task: str,
+    cam_layer: str | None = None,
+    summary: str | None = None,
+    **default_kwargs: Any,
+) -> Architecture:
     """Registers ``builder`` as the architecture ``name`` of ``paper`` (a registered paper key); ``default_kwargs``
     are builder arguments this name fixes (e.g. ``encoder="resnet18"`` for ``unet_resnet18``)."""
     if paper not in PAPERS._items:
@@ -193,8 +201,9 @@ def register_architecture(name: str, builder: Callable[..., Any], *, paper: str,
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     doc = (builder.__doc__ or "").strip()
-    arch = Architecture(name, builder, paper, task, cam_layer, summary or (doc.splitlines()[0] if doc else ""),
-                        dict(default_kwargs))
+    arch = Architecture(
+        name, builder, paper, task, cam_layer, summary or (doc.splitlines()[0] if doc else ""), dict(default_kwargs)
+    )
     return ARCHITECTURES.register(name, arch)
 
 

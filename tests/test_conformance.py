@@ -58,7 +58,8 @@ def test_every_architecture_conforms_to_its_spec(name, tmp_path):
     assert tuple(model.inputs[0].shape[1:]) == tuple(spec.input.shape)
     if spec.cam_layer is not None:
         assert spec.cam_layer in {layer.name for layer in model.layers} | {
-            inner.name for layer in model.layers if isinstance(layer, keras.Model) for inner in layer.layers}
+            inner.name for layer in model.layers if isinstance(layer, keras.Model) for inner in layer.layers
+        }
     if spec.recipe is not None:
         prep = cxrzoo.preprocessing.recipe(weights=spec.name)
         x = prep(np.random.default_rng(1).integers(0, 256, (180, 150), dtype=np.uint8))
@@ -86,7 +87,7 @@ def test_every_published_model_matches_the_manifest():
             entry = weights_info(tag)  # every weights tag of a spec is in the manifest
             tags.add(tag)
             assert spec.obtainable == entry.hash_verified_by_sha256, name
-        if name in tags or len(spec.weights) == 1 and spec.weights[0] == name:
+        if name in tags or (len(spec.weights) == 1 and spec.weights[0] == name):
             entry = weights_info(name)
             assert entry.arch == spec.arch
             if entry.role == "model":

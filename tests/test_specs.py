@@ -19,6 +19,7 @@ keras = pytest.importorskip("keras")
 
 # ------------------------------------------------------------------------------------------------- the traps
 
+
 def test_trap1_create_model_loads_the_published_weights_by_default(shared_weights, shared):
     image = shared("fixtures", "covid_cxnet", "images", "038.jpg")
     model = cxrzoo.create_model("cxrnet")
@@ -80,8 +81,9 @@ def test_trap5_datasets_keep_input_order_unless_training_asks():
     ds = cxrzoo.data.make_dataset(images, labels=np.arange(10), recipe="cxrnet", batch_size=4)
     labels = np.concatenate([y.numpy() for _, y in ds])
     np.testing.assert_array_equal(labels, np.arange(10))
-    shuffled = cxrzoo.data.make_dataset(images, labels=np.arange(10), recipe="cxrnet", batch_size=4, shuffle=True,
-                                        seed=3)
+    shuffled = cxrzoo.data.make_dataset(
+        images, labels=np.arange(10), recipe="cxrnet", batch_size=4, shuffle=True, seed=3
+    )
     assert sorted(np.concatenate([y.numpy() for _, y in shuffled])) == list(range(10))
 
 
@@ -117,12 +119,16 @@ def test_trap8_mistakes_get_errors_that_name_the_fix():
         cxrzoo.create_model("cxrnet", pretrained=True)
     with pytest.raises(ValueError, match="unknown paper '000'.*cxrnet"):
         cxrzoo.list_models(paper="000")
-    assert cxrzoo.list_models(paper="CXR-Net") == cxrzoo.list_models(paper="cxrnet") == [
-        "cxrnet", "cxrnet_classifier", "cxrnet_member", "res_cr_net"]
+    assert (
+        cxrzoo.list_models(paper="CXR-Net")
+        == cxrzoo.list_models(paper="cxrnet")
+        == ["cxrnet", "cxrnet_classifier", "cxrnet_member", "res_cr_net"]
+    )
     assert cxrzoo.list_weights("res_cr_net.*") == ["res_cr_net.jms_lungs", "res_cr_net.v7_lungs"]
 
 
 # ------------------------------------------------------------------------------------------- specs, front door
+
 
 def test_a_spec_survives_the_keras_round_trip(tmp_path):
     model = cxrzoo.create_model("res_cr_net", weights=None, input_shape=(32, 40, 1), filters=4, conv_blocks=1)
@@ -156,7 +162,9 @@ def test_fit_takes_the_training_recipe_from_the_spec():
     from cxrzoo.training.fit import _recipe_of
 
     assert _recipe_of(cxrzoo.create_model("covid_xnet", weights=None), "classification") == "covid_xnet"
-    assert _recipe_of(cxrzoo.build_res_cr_net(input_shape=(32, 32, 1), filters=2, conv_blocks=1),
-                      "segmentation") == "cxrnet_module1"
+    assert (
+        _recipe_of(cxrzoo.build_res_cr_net(input_shape=(32, 32, 1), filters=2, conv_blocks=1), "segmentation")
+        == "cxrnet_module1"
+    )
     with pytest.raises(ValueError, match="pass recipe="):
         _recipe_of(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)], name="mine"), "classification")

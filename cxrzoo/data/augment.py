@@ -83,7 +83,7 @@ class Augmentation:
         if self.aspect <= 0:
             raise ValueError(f"aspect must be > 0, got {self.aspect}")
 
-    def replace(self, **changes) -> "Augmentation":
+    def replace(self, **changes) -> Augmentation:
         """A copy with some fields changed, e.g. ``augmentation("covid_xnet").replace(shear=11.3)``."""
         return dataclasses.replace(self, **changes)
 
@@ -123,6 +123,7 @@ def augmentation(name: str, **changes) -> Augmentation:
 
 
 # ------------------------------------------------------------------------------------------------------ sampling
+
 
 def _uniform(tf, seed, low, high):
     return tf.random.stateless_uniform((), seed, low, high, dtype=tf.float32)
@@ -204,8 +205,9 @@ def sample_transform(aug: Augmentation, height, width, seed):
     sx = tf.where(flip_x, -1.0, 1.0)
     sy = tf.where(flip_y, -1.0, 1.0)
     # A flip maps output x to input (W - 1) - x: exact, so label masks are flipped without interpolation error.
-    flips = tf.stack([[sx, zero, tf.where(flip_x, w - 1.0, 0.0)], [zero, sy, tf.where(flip_y, h - 1.0, 0.0)],
-                      [zero, zero, one]])
+    flips = tf.stack(
+        [[sx, zero, tf.where(flip_x, w - 1.0, 0.0)], [zero, sy, tf.where(flip_y, h - 1.0, 0.0)], [zero, zero, one]]
+    )
     matrix = tf.linalg.matmul(matrix, flips)
 
     factor = _uniform(tf, seeds[10], *aug.brightness) if aug.brightness else one
@@ -223,16 +225,22 @@ def _warp(tf, images, matrices, interpolation: str, aug: Augmentation):
         # let "nearest" extend beyond that.
         pad_y, pad_x = height - 1, width - 1
         batch = tf.pad(batch, [[0, 0], [pad_y, pad_y], [pad_x, pad_x], [0, 0]], mode="REFLECT")
-        offset = tf.stack([[1.0, 0.0, tf.cast(pad_x, tf.float32)], [0.0, 1.0, tf.cast(pad_y, tf.float32)],
-                           [0.0, 0.0, 1.0]])
+        offset = tf.stack(
+            [[1.0, 0.0, tf.cast(pad_x, tf.float32)], [0.0, 1.0, tf.cast(pad_y, tf.float32)], [0.0, 0.0, 1.0]]
+        )
         matrices = tf.linalg.matmul(offset[None], matrices)
         fill_mode = "NEAREST"
     else:
         fill_mode = aug.fill_mode.upper()
     flat = tf.reshape(matrices / matrices[:, 2:3, 2:3], [-1, 9])[:, :8]
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=batch, transforms=flat, output_shape=tf.stack([height, width]),
-        fill_value=tf.constant(aug.fill_value, tf.float32), interpolation=interpolation, fill_mode=fill_mode)
+        images=batch,
+        transforms=flat,
+        output_shape=tf.stack([height, width]),
+        fill_value=tf.constant(aug.fill_value, tf.float32),
+        interpolation=interpolation,
+        fill_mode=fill_mode,
+    )
     return tf.cast(out, dtype)
 
 
@@ -246,15 +254,18 @@ def augment_batch(aug: Augmentation, images, masks=None, *, seeds, mask_inputs=N
         raise ValueError(f"augment_batch expects (N, H, W, C) images, got shape {images.shape}")
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     matrices, factors = tf.map_fn(
-        lambda s: sample_transform(aug, height, width, s), tf.cast(seeds, tf.int64),
-        fn_output_signature=(tf.TensorSpec((3, 3), tf.float32), tf.TensorSpec((), tf.float32)))
+        lambda s: sample_transform(aug, height, width, s),
+        tf.cast(seeds, tf.int64),
+        fn_output_signature=(tf.TensorSpec((3, 3), tf.float32), tf.TensorSpec((), tf.float32)),
+    )
     images_out = _warp(tf, images, matrices, "BILINEAR", aug)
     if aug.brightness:
         factors = tf.cast(factors, images_out.dtype)[:, None, None, None]
         images_out = tf.clip_by_value(images_out * factors, 0.0, 1.0)
     masks_out = None if masks is None else _warp(tf, tf.convert_to_tensor(masks), matrices, "NEAREST", aug)
-    inputs_out = (None if mask_inputs is None
-                  else _warp(tf, tf.convert_to_tensor(mask_inputs), matrices, "BILINEAR", aug))
+    inputs_out = (
+        None if mask_inputs is None else _warp(tf, tf.convert_to_tensor(mask_inputs), matrices, "BILINEAR", aug)
+    )
     return images_out, masks_out, inputs_out
 
 
@@ -265,7 +276,8 @@ def apply_augmentation(aug: Augmentation, image, masks=None, *, seed, mask_input
     image = tf.convert_to_tensor(image)
     if image.shape.rank != 3:
         raise ValueError(f"augmentation expects an (H, W, C) image, got shape {image.shape}")
-    add = lambda t: None if t is None else tf.convert_to_tensor(t)[None]  # noqa: E731
-    out = augment_batch(aug, image[None], add(masks), seeds=tf.reshape(tf.cast(seed, tf.int64), (1, 2)),
-                        mask_inputs=add(mask_inputs))
+    add = lambda t: None if t is None else tf.convert_to_tensor(t)[None]
+    out = augment_batch(
+        aug, image[None], add(masks), seeds=tf.reshape(tf.cast(seed, tf.int64), (1, 2)), mask_inputs=add(mask_inputs)
+    )
     return tuple(None if t is None else t[0] for t in out)

@@ -21,7 +21,7 @@ from cxrzoo._compat import check_backend
 
 check_backend()
 
-from cxrzoo.models import cxrnet, covid_cxnet, screening, infection_detector, covid_xnet  # noqa: E402
+from cxrzoo.models import covid_cxnet, covid_xnet, cxrnet, infection_detector, screening  # noqa: E402
 from cxrzoo.nn.rewrite import fold_batch_norm, polyphase_dilated  # noqa: E402
 
 # Module paths of earlier releases, kept importable: ``from cxrzoo.models.res_cr_net import build_res_cr_net``.
@@ -39,8 +39,17 @@ del _old, _module
 
 PAPERS = ("cxrnet", "covid_cxnet", "screening", "infection_detector", "covid_xnet")
 
-__all__ = ["PAPERS", "covid_cxnet", "covid_xnet", "cxrnet", "fold_batch_norm", "infection_detector", "load_model",
-           "polyphase_dilated", "screening"]
+__all__ = [
+    "PAPERS",
+    "covid_cxnet",
+    "covid_xnet",
+    "cxrnet",
+    "fold_batch_norm",
+    "infection_detector",
+    "load_model",
+    "polyphase_dilated",
+    "screening",
+]
 
 
 def load_model(path, *, compile: bool = False, safe_mode: bool = True):

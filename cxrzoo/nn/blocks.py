@@ -5,9 +5,10 @@ Nothing here carries a paper's defaults; the builders under :mod:`cxrzoo.models`
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
+
 
 def make_input(input_tensor, input_shape: Sequence[int | None], *, name: str = "image"):
     """``input_tensor`` if given, else a ``keras.Input`` of ``input_shape`` (validated as (H, W, C))."""
@@ -28,8 +29,10 @@ def check_divisible(inputs, divisor: int = 32) -> None:
     """
     sizes = tuple(inputs.shape[1:3])
     if any(s is not None and s % divisor for s in sizes):
-        raise ValueError(f"input height and width must be multiples of {divisor} for these encoder-decoder "
-                         f"models, got {sizes}; resize or pad the image (e.g. to 256×256)")
+        raise ValueError(
+            f"input height and width must be multiples of {divisor} for these encoder-decoder "
+            f"models, got {sizes}; resize or pad the image (e.g. to 256×256)"
+        )
 
 
 def count_trainable(model) -> int:
@@ -46,8 +49,15 @@ def count_trainable(model) -> int:
 CLASSIFIER_ACTIVATIONS = (None, "softmax", "sigmoid")
 
 
-def classifier_top(x, *, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
-                   classifier_activation: str | None = "softmax", dropout: float = 0.0):
+def classifier_top(
+    x,
+    *,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    dropout: float = 0.0,
+):
     """keras.applications-style end of a classifier: global average pool → [dropout] → Dense ``predictions`` →
     optional activation layer (kept separate so the logits stay reachable at ``predictions``); without the top,
     ``pooling`` None / "avg" / "max"."""

@@ -42,8 +42,10 @@ class InputContractWarning(UserWarning):
 
 
 def _fix_hint(spec: ModelSpec) -> str:
-    return (f"prepare images with cxrzoo.preprocessing.recipe(weights={spec.name!r}), or let "
-            f"cxrzoo.pipeline({spec.name!r}).predict(paths_or_arrays) do it")
+    return (
+        f"prepare images with cxrzoo.preprocessing.recipe(weights={spec.name!r}), or let "
+        f"cxrzoo.pipeline({spec.name!r}).predict(paths_or_arrays) do it"
+    )
 
 
 def check_input(spec: ModelSpec, x: Any, *, where: str = "input") -> None:
@@ -64,15 +66,20 @@ def check_input(spec: ModelSpec, x: Any, *, where: str = "input") -> None:
             hint = " (one image? add the batch axis with x[None])"
         elif x.ndim == 2:
             hint = " (one 2-D image? use x[None, ..., None])"
-        raise InputContractError(f"{spec.name}: {where} must be a batch (B, H, W, C) with (H, W, C) = {inp.shape}, "
-                                 f"got shape {x.shape}{hint}; {_fix_hint(spec)}")
+        raise InputContractError(
+            f"{spec.name}: {where} must be a batch (B, H, W, C) with (H, W, C) = {inp.shape}, "
+            f"got shape {x.shape}{hint}; {_fix_hint(spec)}"
+        )
     if x.shape[-1] != inp.shape[-1]:
-        raise InputContractError(f"{spec.name}: {where} must have {inp.shape[-1]} channel(s), got shape {x.shape}; "
-                                 f"{_fix_hint(spec)}")
-    for axis, (want, got) in enumerate(zip(inp.shape[:2], x.shape[1:3])):
+        raise InputContractError(
+            f"{spec.name}: {where} must have {inp.shape[-1]} channel(s), got shape {x.shape}; {_fix_hint(spec)}"
+        )
+    for want, got in zip(inp.shape[:2], x.shape[1:3]):
         if want is not None and want != got:
-            raise InputContractError(f"{spec.name}: {where} must be {inp.shape[0]}×{inp.shape[1]} (H×W), got "
-                                     f"{x.shape[1]}×{x.shape[2]} (shape {x.shape}); {_fix_hint(spec)}")
+            raise InputContractError(
+                f"{spec.name}: {where} must be {inp.shape[0]}×{inp.shape[1]} (H×W), got "
+                f"{x.shape[1]}×{x.shape[2]} (shape {x.shape}); {_fix_hint(spec)}"
+            )
     if x.size == 0:
         raise InputContractError(f"{spec.name}: {where} is empty (shape {x.shape})")
     lo, hi = float(np.min(x)), float(np.max(x))
@@ -80,11 +87,14 @@ def check_input(spec: ModelSpec, x: Any, *, where: str = "input") -> None:
         raise InputContractError(f"{spec.name}: {where} contains NaN or infinite values")
     if inp.trained_size is not None and tuple(x.shape[1:3]) != tuple(inp.trained_size):
         h, w = inp.trained_size
-        warnings.warn(f"{spec.name}: its weights were trained on {h}×{w} inputs, this input is "
-                      f"{x.shape[1]}×{x.shape[2]}; results at other sizes can be much worse (Res-CR-Net: lung Dice "
-                      f"0.15-0.30 at 1024×1024 against 0.88-0.91 at 300×340). Resize to {h}×{w} and back, as "
-                      f"cxrzoo.pipeline({spec.name!r}) and cxrzoo.segment_lungs do", InputContractWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{spec.name}: its weights were trained on {h}×{w} inputs, this input is "
+            f"{x.shape[1]}×{x.shape[2]}; results at other sizes can be much worse (Res-CR-Net: lung Dice "
+            f"0.15-0.30 at 1024×1024 against 0.88-0.91 at 300×340). Resize to {h}×{w} and back, as "
+            f"cxrzoo.pipeline({spec.name!r}) and cxrzoo.segment_lungs do",
+            InputContractWarning,
+            stacklevel=3,
+        )
     if inp.value_range is None:
         return
     want_lo, want_hi = inp.value_range
@@ -92,12 +102,14 @@ def check_input(spec: ModelSpec, x: Any, *, where: str = "input") -> None:
     if lo < want_lo - slack or hi > want_hi + slack:
         raise InputContractError(
             f"{spec.name}: {where} values lie in [{lo:.4g}, {hi:.4g}], outside the range this model was trained on, "
-            f"[{want_lo:g}, {want_hi:g}] ({inp.description or 'see its spec'}); {_fix_hint(spec)}")
+            f"[{want_lo:g}, {want_hi:g}] ({inp.description or 'see its spec'}); {_fix_hint(spec)}"
+        )
     if want_hi - want_lo >= 100 and 0 < hi <= 1.0 + slack:
         raise InputContractError(
             f"{spec.name}: {where} values lie in [{lo:.4g}, {hi:.4g}], but this model takes {want_lo:g}..{want_hi:g} "
             f"({inp.description or 'see its spec'}): the input looks scaled to [0, 1] (x / 255?); feed the "
-            f"prepared 0..255 values; {_fix_hint(spec)}")
+            f"prepared 0..255 values; {_fix_hint(spec)}"
+        )
 
 
 @keras.saving.register_keras_serializable(package="cxrzoo")

@@ -23,26 +23,28 @@ __all__ = ["fold_batch_norm", "polyphase_dilated"]
 _FOLDABLE = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
 
 
+def _tensor_sources(obj, names: list[str] | None = None) -> list[str]:
+    """The layer names of every Keras tensor referenced in a serialized ``inbound_nodes`` structure, in order."""
+    names = [] if names is None else names
+    if isinstance(obj, dict):
+        if obj.get("class_name") == "__keras_tensor__":
+            names.append(obj["config"]["keras_history"][0])
+        else:
+            for value in obj.values():
+                _tensor_sources(value, names)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            _tensor_sources(value, names)
+    return names
+
+
 def _graph(model) -> tuple[dict[str, list[str]], dict[str, int], dict[str, int], set[str]]:
     """From the model's public functional config: per layer, the layers it reads; how many calls read each layer's
     output; how many times each layer is called; the layers whose outputs are model outputs."""
     config = model.get_config()
     inputs_of, readers, calls = {}, {}, {}
     for spec in config["layers"]:
-        names = []
-
-        def walk(obj):
-            if isinstance(obj, dict):
-                if obj.get("class_name") == "__keras_tensor__":
-                    names.append(obj["config"]["keras_history"][0])
-                else:
-                    for value in obj.values():
-                        walk(value)
-            elif isinstance(obj, (list, tuple)):
-                for value in obj:
-                    walk(value)
-
-        walk(spec.get("inbound_nodes", []))
+        names = _tensor_sources(spec.get("inbound_nodes", []))
         inputs_of[spec["name"]] = names
         calls[spec["name"]] = len(spec.get("inbound_nodes", []))
         for name in names:
@@ -61,9 +63,15 @@ def _pairs(model) -> dict[str, str]:
         if not isinstance(bn, keras.layers.BatchNormalization) or len(sources) != 1 or calls[name] != 1:
             continue
         conv = layers.get(sources[0])
-        if (isinstance(conv, _FOLDABLE) and readers.get(conv.name) == 1 and calls[conv.name] == 1
-                and conv.name not in outputs and conv.data_format == "channels_last"
-                and conv.activation in (None, keras.activations.linear) and bn.axis in (-1, len(bn.input.shape) - 1)):
+        if (
+            isinstance(conv, _FOLDABLE)
+            and readers.get(conv.name) == 1
+            and calls[conv.name] == 1
+            and conv.name not in outputs
+            and conv.data_format == "channels_last"
+            and conv.activation in (None, keras.activations.linear)
+            and bn.axis in (-1, len(bn.input.shape) - 1)
+        ):
             pairs[conv.name] = bn.name
     return pairs
 
@@ -129,8 +137,9 @@ def _per_pixel(layer) -> bool:
     """Whether ``layer`` acts on each pixel alone at inference (so it commutes with a polyphase split)."""
     if isinstance(layer, keras.layers.BatchNormalization):
         return layer.axis in (-1, len(layer.input.shape) - 1)
-    return isinstance(layer, (FoldedBatchNormalization, keras.layers.LeakyReLU, keras.layers.ReLU,
-                              keras.layers.Activation))
+    return isinstance(
+        layer, (FoldedBatchNormalization, keras.layers.LeakyReLU, keras.layers.ReLU, keras.layers.Activation)
+    )
 
 
 def _dilation(layer, min_rate: int) -> int:

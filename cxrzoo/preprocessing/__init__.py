@@ -11,19 +11,59 @@ import warnings
 
 from cxrzoo.preprocessing.enhance import THREE_CHANNEL_SCHEMES, complement, standardize, three_channel, to_gray
 from cxrzoo.preprocessing.geometry import RESIZE_METHODS, center_crop, crop_top, resize
-from cxrzoo.preprocessing.histogram import (beasf, beasf_lut, clahe, equalization_lut, equalize_hist,
-                                            match_histogram, matching_lut)
+from cxrzoo.preprocessing.histogram import (
+    beasf,
+    beasf_lut,
+    clahe,
+    equalization_lut,
+    equalize_hist,
+    match_histogram,
+    matching_lut,
+)
 from cxrzoo.preprocessing.io import MAX_PIXELS, ImageReadError, png_decoder, read_image
 from cxrzoo.preprocessing.lungs import as_binary_mask, crop_to_lungs, lung_box, split_lungs
-from cxrzoo.preprocessing.recipes import (IMAGENET_MEAN, IMAGENET_STD, Recipe, Step, list_recipes, recipe,
-                                          register_recipe)
+from cxrzoo.preprocessing.recipes import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Recipe,
+    Step,
+    list_recipes,
+    recipe,
+    register_recipe,
+)
 
 __all__ = [
-    "IMAGENET_MEAN", "IMAGENET_STD", "ImageReadError", "MAX_PIXELS", "RESIZE_METHODS", "Recipe", "Step",
-    "THREE_CHANNEL_SCHEMES", "as_binary_mask", "beasf", "beasf_lut", "center_crop", "clahe", "complement",
-    "crop_to_lungs", "crop_top", "equalization_lut", "equalize_hist", "list_recipes", "lung_box", "match_histogram",
-    "matching_lut", "png_decoder", "read_image", "recipe", "register_recipe", "resize", "split_lungs",
-    "standardize", "three_channel", "to_gray",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MAX_PIXELS",
+    "RESIZE_METHODS",
+    "THREE_CHANNEL_SCHEMES",
+    "ImageReadError",
+    "Recipe",
+    "Step",
+    "as_binary_mask",
+    "beasf",
+    "beasf_lut",
+    "center_crop",
+    "clahe",
+    "complement",
+    "crop_to_lungs",
+    "crop_top",
+    "equalization_lut",
+    "equalize_hist",
+    "list_recipes",
+    "lung_box",
+    "match_histogram",
+    "matching_lut",
+    "png_decoder",
+    "read_image",
+    "recipe",
+    "register_recipe",
+    "resize",
+    "split_lungs",
+    "standardize",
+    "three_channel",
+    "to_gray",
 ]
 
 # Names that moved into their paper's folder; still importable from here, with a DeprecationWarning naming the
@@ -40,7 +80,10 @@ _MOVED = {
 
 def __getattr__(name: str):
     if name in _MOVED:
-        warnings.warn(f"cxrzoo.preprocessing.{name} moved to {_MOVED[name]}.{name} (also cxrzoo.{name} where "
-                      "exported there)", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"cxrzoo.preprocessing.{name} moved to {_MOVED[name]}.{name} (also cxrzoo.{name} where exported there)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f"module 'cxrzoo.preprocessing' has no attribute {name!r}")

@@ -112,8 +112,10 @@ def _check_size(height: int, width: int, name: str, max_pixels: int) -> None:
     if height <= 0 or width <= 0:
         raise ValueError(f"{name}: the image has a zero dimension ({height} x {width})")
     if height * width > max_pixels:
-        raise ValueError(f"{name}: {width} x {height} = {width * height:,} pixels exceeds the limit of "
-                         f"{max_pixels:,} (cxrzoo.preprocessing.MAX_PIXELS; pass max_pixels= to raise it)")
+        raise ValueError(
+            f"{name}: {width} x {height} = {width * height:,} pixels exceeds the limit of "
+            f"{max_pixels:,} (cxrzoo.preprocessing.MAX_PIXELS; pass max_pixels= to raise it)"
+        )
 
 
 def _decode_pil(data: bytes, name: str, max_pixels: int) -> np.ndarray:
@@ -133,8 +135,16 @@ def _decode_pil(data: bytes, name: str, max_pixels: int) -> np.ndarray:
         if str(err).startswith(name):
             raise
         raise ImageReadError(f"{name}: not a readable image ({err})") from None
-    except (OSError, SyntaxError, EOFError, IndexError, TypeError, KeyError, AttributeError,
-            Image.DecompressionBombError) as err:
+    except (
+        OSError,
+        SyntaxError,
+        EOFError,
+        IndexError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        Image.DecompressionBombError,
+    ) as err:
         reason = str(err) or type(err).__name__
         raise ImageReadError(f"{name}: not a readable image ({reason})") from None
 
@@ -165,9 +175,9 @@ def _decode_gray_png(data: bytes, name: str, max_pixels: int) -> np.ndarray | No
     while True:
         if position + 12 > len(data):
             return None  # truncated
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
         end = position + 12 + length
-        if end > len(data) or zlib.crc32(view[position + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+        if end > len(data) or zlib.crc32(view[position + 4 : end - 4]) != struct.unpack(">I", data[end - 4 : end])[0]:
             return None
         if kind == b"tRNS" or (kind == b"iCCP" and profile is not None):
             return None
@@ -181,7 +191,7 @@ def _decode_gray_png(data: bytes, name: str, max_pixels: int) -> np.ndarray | No
         if out is not None:
             return out
     if profile is not None:
-        data = data[:profile[0]] + data[profile[1]:]
+        data = data[: profile[0]] + data[profile[1] :]
     import cv2
 
     out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -315,7 +325,7 @@ def _voi_domain(ds, values: np.ndarray) -> np.ndarray:
     """The inputs whose VOI outputs span the VOI output range: the LUT's whole domain, or two far-out values."""
     if ds.get("VOILUTSequence"):
         first_map = int(ds.VOILUTSequence[0].LUTDescriptor[1])
-        entries = int(ds.VOILUTSequence[0].LUTDescriptor[0]) or 2 ** 16
+        entries = int(ds.VOILUTSequence[0].LUTDescriptor[0]) or 2**16
         return np.arange(first_map, first_map + entries, dtype=np.float64)
     span = float(np.abs(values).max()) + 1e6
     return np.array([-span, span])

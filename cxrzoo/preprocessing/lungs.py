@@ -46,8 +46,12 @@ def _as_float_mask(mask, image_hw: tuple[int, int]) -> np.ndarray:
     return mask.astype(np.float32, copy=False)
 
 
-def lung_box(mask, dilation: tuple[int, int] = (5, 5), iterations: int = 3, margin: int = 0,
-             ) -> tuple[int, int, int, int] | None:
+def lung_box(
+    mask,
+    dilation: tuple[int, int] = (5, 5),
+    iterations: int = 3,
+    margin: int = 0,
+) -> tuple[int, int, int, int] | None:
     """The authors' crop box ``(y0, y1, x0, x1)`` (end exclusive) for ``mask``, or None when it is empty.
 
     ``mask`` is a float probability map in [0, 1] (the U-Net output; only exactly-1.0 pixels count after
@@ -77,8 +81,17 @@ def lung_box(mask, dilation: tuple[int, int] = (5, 5), iterations: int = 3, marg
     return y0, y1, x0, x1
 
 
-def crop_to_lungs(img, mask, dilation: tuple[int, int] = (5, 5), iterations: int = 3, margin: int = 0, *,
-                  size: tuple[int, int] | None = None, on_empty: str = "full", return_box: bool = False):
+def crop_to_lungs(
+    img,
+    mask,
+    dilation: tuple[int, int] = (5, 5),
+    iterations: int = 3,
+    margin: int = 0,
+    *,
+    size: tuple[int, int] | None = None,
+    on_empty: str = "full",
+    return_box: bool = False,
+):
     """Crops ``img`` to the dilated lung region of ``mask``, as COVID-CXNet's ROI-extraction block does.
 
     Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §3.2 and Fig. 4; the authors' ``do_segmentation``.
@@ -175,10 +188,10 @@ def split_lungs(lung_mask) -> tuple[np.ndarray, np.ndarray]:
     if x0 < centre < x1:
         quarter = (x1 - x0) // 4
         lo, hi = x0 + quarter, x1 - quarter
-        counts = lung[:, lo:hi + 1].sum(axis=0)
+        counts = lung[:, lo : hi + 1].sum(axis=0)
         cut = lo + int(np.argmin(counts))
         left = lung.copy()
-        left[:, :cut + 1] = False
+        left[:, : cut + 1] = False
         return left, lung & ~left
     if columns[0] > centre:
         return lung.copy(), right

@@ -18,17 +18,17 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from cxrzoo.preprocessing import _dispatch
-from cxrzoo.preprocessing.enhance import complement, three_channel, to_gray
-from cxrzoo.preprocessing.geometry import center_crop, crop_top, resize
-from cxrzoo.preprocessing.histogram import clahe, equalize_hist, match_histogram
 from cxrzoo.catalog import Catalog
+from cxrzoo.preprocessing import _dispatch
+from cxrzoo.preprocessing.enhance import to_gray
+from cxrzoo.preprocessing.geometry import resize
 from cxrzoo.preprocessing.io import minmax_to_uint8, read_image
 from cxrzoo.spec import SPECS, ModelSpec
 
@@ -38,7 +38,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 NORMALIZATIONS = ("unit", "imagenet")
 
 MaskList = list  # of 2-D uint8 arrays
-
 
 
 def gray(image, op: str) -> np.ndarray:
@@ -63,6 +62,7 @@ def gray_uint8(image, op: str = "recipe") -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ steps, recipe
+
 
 @dataclass(frozen=True)
 class Step:
@@ -100,8 +100,9 @@ class Recipe:
     output_shape: tuple[int, int, int]
     steps: tuple[Step, ...]
 
-    def prepare(self, image: np.ndarray, masks: Sequence[np.ndarray] = (), *,
-                out: np.ndarray | None = None) -> tuple[np.ndarray, MaskList]:
+    def prepare(
+        self, image: np.ndarray, masks: Sequence[np.ndarray] = (), *, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, MaskList]:
         """Run the steps on a NumPy image and its label masks (2-D uint8 each, the image's size).
 
         Returns the prepared float32 ``(H, W, C)`` image and the masks at its geometry (uint8, unchanged values).
@@ -111,12 +112,16 @@ class Recipe:
         masks = [np.asarray(m) for m in masks]
         for m in masks:
             if m.shape[:2] != image.shape[:2]:
-                raise ValueError(f"recipe {self.name!r}: a mask of shape {m.shape} does not match its image of "
-                                 f"shape {image.shape}")
-        if out is not None and (out.shape != self.output_shape or out.dtype != np.float32
-                                or not out.flags.c_contiguous):
-            raise ValueError(f"recipe {self.name!r}: out must be a C-contiguous float32 array of shape "
-                             f"{self.output_shape}, got {out.dtype} {out.shape}")
+                raise ValueError(
+                    f"recipe {self.name!r}: a mask of shape {m.shape} does not match its image of shape {image.shape}"
+                )
+        if out is not None and (
+            out.shape != self.output_shape or out.dtype != np.float32 or not out.flags.c_contiguous
+        ):
+            raise ValueError(
+                f"recipe {self.name!r}: out must be a C-contiguous float32 array of shape "
+                f"{self.output_shape}, got {out.dtype} {out.shape}"
+            )
         *steps, last = self.steps
         for step in steps:
             image, masks = step.apply(image, masks)
@@ -125,8 +130,9 @@ class Recipe:
         else:
             image, masks = last.apply(image, masks)
         if image.shape != self.output_shape or image.dtype != np.float32:
-            raise AssertionError(f"recipe {self.name!r} produced {image.dtype} {image.shape}, "
-                                 f"expected float32 {self.output_shape}")
+            raise AssertionError(
+                f"recipe {self.name!r} produced {image.dtype} {image.shape}, expected float32 {self.output_shape}"
+            )
         if out is not None and image is not out:
             out[...] = image
             image = out
@@ -140,8 +146,9 @@ class Recipe:
             return self.prepare(image)[0]
         import tensorflow as tf
 
-        return _dispatch.run(lambda a: self.prepare(a)[0], image, dtype=tf.float32, shape=self.output_shape,
-                             name=f"recipe_{self.name}")
+        return _dispatch.run(
+            lambda a: self.prepare(a)[0], image, dtype=tf.float32, shape=self.output_shape, name=f"recipe_{self.name}"
+        )
 
     def __repr__(self) -> str:
         lines = [f"Recipe({self.name!r}, paper={self.paper!r}, output_shape={self.output_shape})"]
@@ -151,13 +158,17 @@ class Recipe:
 
 # -------------------------------------------------------------------------------------------------- step makers
 
+
 def to_uint8_step() -> Step:
     return Step("grayscale uint8 (colour → ITU-R 601-2 luma; deeper data min-max scaled)", gray_uint8)
 
 
 def resize_step(size: tuple[int, int], method: str) -> Step:
-    return Step(f"{method} resize to {size[0]}x{size[1]} (OpenCV)", lambda a: resize(a, size, method),
-                lambda m: resize(m, size, "nearest"))
+    return Step(
+        f"{method} resize to {size[0]}x{size[1]} (OpenCV)",
+        lambda a: resize(a, size, method),
+        lambda m: resize(m, size, "nearest"),
+    )
 
 
 def resize_truncate_step(size: tuple[int, int]) -> Step:
@@ -167,8 +178,11 @@ def resize_truncate_step(size: tuple[int, int]) -> Step:
         out = cv2.resize(a.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
         return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
-    return Step(f"bicubic resize to {size[0]}x{size[1]} as float32, truncated to uint8 (authors' cast)", _image,
-                lambda m: resize(m, size, "nearest"))
+    return Step(
+        f"bicubic resize to {size[0]}x{size[1]} as float32, truncated to uint8 (authors' cast)",
+        _image,
+        lambda m: resize(m, size, "nearest"),
+    )
 
 
 def scale_step(normalization: str = "unit") -> Step:
@@ -261,8 +275,10 @@ def recipe(name: str | None = None, *, weights: str | ModelSpec | None = None, *
         if spec.recipe is None:
             raise ValueError(f"model {spec.name!r} has no image recipe: its input is {spec.input.description}")
         if name is not None and RECIPES.canonical(name) != RECIPES.canonical(spec.recipe):
-            raise ValueError(f"recipe {name!r} is not the one {spec.name!r} was trained with ({spec.recipe!r}); "
-                             f"call recipe(weights={spec.name!r}) alone")
+            raise ValueError(
+                f"recipe {name!r} is not the one {spec.name!r} was trained with ({spec.recipe!r}); "
+                f"call recipe(weights={spec.name!r}) alone"
+            )
         name, options = spec.recipe, {**spec.recipe_options, **options}
     if name is None:
         raise TypeError("recipe() needs a recipe name or weights=TAG, e.g. recipe(weights='res_cr_net.v7_lungs')")

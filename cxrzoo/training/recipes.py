@@ -8,8 +8,9 @@ says where it comes from (``source``), and ``unstated`` lists what the paper lea
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
@@ -63,18 +64,20 @@ class TrainingRecipe:
             kwargs["learning_rate"] = learning_rate
         return getattr(keras.optimizers, self.optimizer)(**kwargs)
 
-    def replace(self, **changes) -> "TrainingRecipe":
+    def replace(self, **changes) -> TrainingRecipe:
         """A copy with some fields changed, e.g. ``training_recipe("cxrnet_module1").replace(epochs=5)``."""
         return dataclasses.replace(self, **changes)
 
     def __str__(self) -> str:
-        lines = [f"TrainingRecipe {self.name!r} ({self.task})",
-                 f"  optimizer: {self.optimizer}({', '.join(f'{k}={v}' for k, v in self.optimizer_kwargs.items())})",
-                 f"  batch {self.batch_size}, {self.epochs} epochs, monitor {self.monitor}",
-                 f"  early stopping: {self.early_stopping}, reduce LR: {self.reduce_lr}",
-                 f"  class weights: {self.class_weight}{' (in the loss)' if self.class_weight_in_loss else ''}, "
-                 f"augmentation: {self.augment}",
-                 f"  source: {self.source}"]
+        lines = [
+            f"TrainingRecipe {self.name!r} ({self.task})",
+            f"  optimizer: {self.optimizer}({', '.join(f'{k}={v}' for k, v in self.optimizer_kwargs.items())})",
+            f"  batch {self.batch_size}, {self.epochs} epochs, monitor {self.monitor}",
+            f"  early stopping: {self.early_stopping}, reduce LR: {self.reduce_lr}",
+            f"  class weights: {self.class_weight}{' (in the loss)' if self.class_weight_in_loss else ''}, "
+            f"augmentation: {self.augment}",
+            f"  source: {self.source}",
+        ]
         lines += [f"  not stated: {u}" for u in self.unstated]
         return "\n".join(lines)
 
@@ -118,8 +121,10 @@ def segmentation_metrics(model):
 def classification_metrics(model):
     logits = not _outputs_probabilities(model)
     if model.output_shape[-1] == 1:
-        return [keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if logits else 0.5),
-                keras.metrics.AUC(name="auc", from_logits=logits)]
+        return [
+            keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0 if logits else 0.5),
+            keras.metrics.AUC(name="auc", from_logits=logits),
+        ]
     return [keras.metrics.CategoricalAccuracy(name="accuracy")]
 
 

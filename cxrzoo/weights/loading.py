@@ -9,8 +9,9 @@ model must be matched and every weight shape must agree, or the load fails namin
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,9 @@ def looks_like_path(weights: Any) -> bool:
     return os.sep in text or "/" in text or text.endswith(_WEIGHT_SUFFIXES) or os.path.exists(text)
 
 
-def resolve_weights(weights: str | os.PathLike, *, arch: str | Iterable[str], role: str = "model",
-                    cache_dir=None) -> tuple[list[Path], WeightsEntry | None]:
+def resolve_weights(
+    weights: str | os.PathLike, *, arch: str | Iterable[str], role: str = "model", cache_dir=None
+) -> tuple[list[Path], WeightsEntry | None]:
     """Local paths for ``weights`` (a tag of ``arch`` or a file path) and the manifest entry when it is a tag."""
     archs = {arch} if isinstance(arch, str) else set(arch)
     if looks_like_path(weights):
@@ -109,9 +111,14 @@ def weighted_layers(model) -> list:
     return [layer for layer in model.layers if layer.weights]
 
 
-def assign_by_name(model, arrays: Mapping[str, list[np.ndarray]], *, name_map: Mapping[str, str] | None = None,
-                   convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None,
-                   source: str = "weights file") -> None:
+def assign_by_name(
+    model,
+    arrays: Mapping[str, list[np.ndarray]],
+    *,
+    name_map: Mapping[str, str] | None = None,
+    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None,
+    source: str = "weights file",
+) -> None:
     """Assigns ``arrays`` (source layer name → arrays) to the weighted layers of ``model``.
 
     ``name_map`` maps the model's layer names to source names (identity when absent); ``convert(layer, arrays)``
@@ -144,9 +151,14 @@ def assign_by_name(model, arrays: Mapping[str, list[np.ndarray]], *, name_map: M
         layer.set_weights(values)
 
 
-def load_default(model, paths: list[Path], entry: WeightsEntry | None, *,
-                 name_map: Mapping[str, str] | None = None,
-                 convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None) -> None:
+def load_default(
+    model,
+    paths: list[Path],
+    entry: WeightsEntry | None,
+    *,
+    name_map: Mapping[str, str] | None = None,
+    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None,
+) -> None:
     """Legacy Keras 2 HDF5 → by-name assignment; a Keras 3 ``.weights.h5`` / ``.keras`` file → ``load_weights``."""
     path = paths[0]
     if path.suffix in {".h5", ".hdf5"} and is_legacy_h5(path):
@@ -157,8 +169,15 @@ def load_default(model, paths: list[Path], entry: WeightsEntry | None, *,
         raise ValueError(f"{path}: unrecognized weights format (expected a Keras 2 HDF5, .weights.h5 or .keras file)")
 
 
-def load_weights(model, weights: str | os.PathLike | None, *, arch: str | Iterable[str],
-                 loader: Loader | None = None, cache_dir=None, **builder_kwargs: Any):
+def load_weights(
+    model,
+    weights: str | os.PathLike | None,
+    *,
+    arch: str | Iterable[str],
+    loader: Loader | None = None,
+    cache_dir=None,
+    **builder_kwargs: Any,
+):
     """Loads ``weights`` (None, a tag of ``arch``, or a file path) into ``model`` and returns it.
 
     ``builder_kwargs`` are the arguments the model was built with; they are checked against the configuration
@@ -173,8 +192,13 @@ def load_weights(model, weights: str | os.PathLike | None, *, arch: str | Iterab
 
 
 # Keras 2 files whose layer names are not ours load by layer order, as Keras 2's ``load_weights`` did.
-def assign_by_order(layers: Sequence[Any], arrays: Sequence[tuple[str, list[np.ndarray]]], *, source: str,
-                    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None) -> None:
+def assign_by_order(
+    layers: Sequence[Any],
+    arrays: Sequence[tuple[str, list[np.ndarray]]],
+    *,
+    source: str,
+    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None,
+) -> None:
     """Assigns ``arrays`` (source layer name, weight arrays), in order, to ``layers``; all-or-nothing.
 
     Every shape must agree (after ``convert(layer, values)``), and the counts must be equal; otherwise a
@@ -190,8 +214,10 @@ def assign_by_order(layers: Sequence[Any], arrays: Sequence[tuple[str, list[np.n
         expected = [tuple(w.shape) for w in layer.weights]
         got = [tuple(np.shape(v)) for v in values]
         if expected != got:
-            raise ValueError(f"{source}: layer {layer.name!r} expects weight shapes {expected}, but the file's "
-                             f"layer in the same position, {src_name!r}, has {got}")
+            raise ValueError(
+                f"{source}: layer {layer.name!r} expects weight shapes {expected}, but the file's "
+                f"layer in the same position, {src_name!r}, has {got}"
+            )
         plan.append((layer, values))
     for layer, values in plan:
         layer.set_weights(values)

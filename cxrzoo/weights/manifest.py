@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 from cxrzoo.weights.errors import UnknownWeightsError
 
@@ -120,6 +121,7 @@ def list_weights(arch: str | None = None, pattern: str = "*") -> list[str]:
     >>> list_weights("cxrnet_member.*fold[01]")
     ['cxrnet_member.hfhs_fold0', 'cxrnet_member.hfhs_fold1']
     """
+
     def keep(tag: str, entry: WeightsEntry) -> bool:
         if arch is not None and entry.arch != arch and not fnmatch.fnmatchcase(tag, arch):
             return False

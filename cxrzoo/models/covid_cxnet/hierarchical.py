@@ -5,7 +5,9 @@ Reference: Haghanifar et al., COVID-CXNet, §3 (hierarchical classification); do
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -76,8 +78,9 @@ class HierarchicalClassifier:
             if tuple(level.output_shape) != (None, 1):
                 raise ValueError(f"{tag} must output one probability per image, got shape {level.output_shape}")
         if tuple(self.level1.input_shape) != tuple(self.level2.input_shape):
-            raise ValueError(f"the levels take different inputs: {self.level1.input_shape} vs "
-                             f"{self.level2.input_shape}")
+            raise ValueError(
+                f"the levels take different inputs: {self.level1.input_shape} vs {self.level2.input_shape}"
+            )
         inputs = keras.Input(shape=tuple(self.level1.input_shape[1:]), name="image")
         combined = HierarchicalProbabilities(name="probabilities")([self.level1(inputs), self.level2(inputs)])
         self.model = keras.Model(inputs, combined, name="covid_cxnet_hierarchical")
@@ -92,8 +95,9 @@ class HierarchicalClassifier:
             return keep, (y[keep] == 2).astype(np.float32)
         raise ValueError(f"level must be 1 or 2, got {level!r}")
 
-    def fit(self, x, y, *, validation_data: tuple | None = None, trainer: Callable | None = None,
-            **fit_kwargs) -> dict[str, Any]:
+    def fit(
+        self, x, y, *, validation_data: tuple | None = None, trainer: Callable | None = None, **fit_kwargs
+    ) -> dict[str, Any]:
         """Trains level 1, then level 2, each on its own binary targets; returns ``{"level1": ..., "level2": ...}``.
 
         Args:
@@ -120,8 +124,9 @@ class HierarchicalClassifier:
             options = dict(fit_kwargs)
             if options.get("output_dir") is not None:  # one folder per level, so checkpoints do not collide
                 options["output_dir"] = Path(options["output_dir"]) / f"level{level}"
-            histories[f"level{level}"] = (trainer or _authors_trainer)(model, x[keep], targets,
-                                                                       validation_data=val, **options)
+            histories[f"level{level}"] = (trainer or _authors_trainer)(
+                model, x[keep], targets, validation_data=val, **options
+            )
         return histories
 
     def predict(self, x, **predict_kwargs) -> np.ndarray:
@@ -132,6 +137,13 @@ class HierarchicalClassifier:
 def _authors_trainer(model, x, y, *, validation_data=None, **fit_kwargs):
     """The hierarchical notebook's setting through :func:`cxrzoo.training.fit_classifier`: Adam 1e-4, binary
     cross-entropy with label smoothing 0.1, batch 16, 20 epochs, no class weights, the multiclass augmentation."""
-    options = {"recipe": "covid_cxnet", "learning_rate": 1e-4, "class_weight": None,
-               "augment": "covid_cxnet_multiclass", "batch_size": 16, "epochs": 20, **fit_kwargs}
+    options = {
+        "recipe": "covid_cxnet",
+        "learning_rate": 1e-4,
+        "class_weight": None,
+        "augment": "covid_cxnet_multiclass",
+        "batch_size": 16,
+        "epochs": 20,
+        **fit_kwargs,
+    }
     return fit_classifier(model, (x, y), validation_data, **options)

@@ -25,17 +25,23 @@ their git blob SHA-1 is known, and the resolver verifies it). The base model's t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
-from keras import ops
 
 from cxrzoo.nn.blocks import classifier_top, make_input
 from cxrzoo.spec import register_model
-from cxrzoo.weights.loading import (assign_by_order, is_legacy_h5, load_default, load_weights, read_legacy_h5,
-                                    resolve_weights, weighted_layers)
+from cxrzoo.weights.loading import (
+    assign_by_order,
+    is_legacy_h5,
+    load_default,
+    load_weights,
+    read_legacy_h5,
+    resolve_weights,
+    weighted_layers,
+)
 
 ARCH = "covid_cxnet"
 BASE_ARCH = "covid_cxnet_base"
@@ -74,8 +80,10 @@ def load_chexnet_backbone(model, path: str | Path) -> None:
     if len(arrays) == len(layers) + 1:
         head_name, head = arrays.pop()
         if len(head) != 2 or np.ndim(head[0]) != 2 or np.shape(head[0])[0] != layers[-1].weights[0].shape[-1]:
-            raise ValueError(f"{path}: the last layer {head_name!r} is not a Dense head on the 1024 DenseNet "
-                             f"features (shapes {[np.shape(a) for a in head]})")
+            raise ValueError(
+                f"{path}: the last layer {head_name!r} is not a Dense head on the 1024 DenseNet "
+                f"features (shapes {[np.shape(a) for a in head]})"
+            )
     assign_by_order(layers, arrays, source=str(path), convert=_first_conv_to_grayscale)
 
 
@@ -84,8 +92,7 @@ def _load_by_order_or_default(model, paths, entry, *, convert=None) -> None:
     auto-names or Keras-2-era DenseNet names such as ``conv1/conv``); a Keras 3 file → ``load_default``."""
     path = paths[0]
     if path.suffix in {".h5", ".hdf5"} and is_legacy_h5(path):
-        assign_by_order(weighted_layers(model), list(read_legacy_h5(path).items()), source=str(path),
-                        convert=convert)
+        assign_by_order(weighted_layers(model), list(read_legacy_h5(path).items()), source=str(path), convert=convert)
     else:
         load_default(model, paths, entry)
 
@@ -104,16 +111,27 @@ def _head_activation(classes: int, classifier_activation):
     if classifier_activation == "auto":
         return "sigmoid" if classes == 1 else "softmax"
     if classifier_activation not in ("sigmoid", "softmax", None):
-        raise ValueError(f"classifier_activation must be 'auto', 'sigmoid', 'softmax' or None, "
-                         f"got {classifier_activation!r}")
+        raise ValueError(
+            f"classifier_activation must be 'auto', 'sigmoid', 'softmax' or None, got {classifier_activation!r}"
+        )
     return classifier_activation
 
 
 @register_model(paper="covid_cxnet", task="classification", cam_layer="relu")
-def build_covid_cxnet(*, weights: str | None = None, input_tensor=None, input_shape=(320, 320, 3),
-                      include_top: bool = True, pooling: str | None = None, classes: int = 1,
-                      classifier_activation: str | None = "auto", backbone_weights: str | None = None,
-                      fc_units: int = 10, dropout: float = 0.2, name: str = "covid_cxnet"):
+def build_covid_cxnet(
+    *,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=(320, 320, 3),
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 1,
+    classifier_activation: str | None = "auto",
+    backbone_weights: str | None = None,
+    fc_units: int = 10,
+    dropout: float = 0.2,
+    name: str = "covid_cxnet",
+):
     """COVID-CXNet: DenseNet-121 (CheXNet initialization) + GAP + Dense(10, relu) + Dropout(0.2) + head.
 
     Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §4.3, Fig. 8 and Table 6; the authors' notebooks.
@@ -178,8 +196,9 @@ def build_covid_cxnet(*, weights: str | None = None, input_tensor=None, input_sh
 
 
 @register_model(paper="covid_cxnet", task="classification", cam_layer="conv_layer5")
-def build_covid_cxnet_base(*, weights: str | None = None, input_tensor=None, input_shape=None,
-                           name: str = "covid_cxnet_base"):
+def build_covid_cxnet_base(
+    *, weights: str | None = None, input_tensor=None, input_shape=None, name: str = "covid_cxnet_base"
+):
     """The paper's "base model": five strided convolutions, two Dense(10) and a sigmoid, as the authors' files
     define it.
 
@@ -245,9 +264,15 @@ def unet_decoder_block(x, skip, filters: int, *, name: str):
 
 
 @register_model(paper="covid_cxnet", task="segmentation", cam_layer="bottleneck_conv2")
-def build_covid_cxnet_lung_unet(*, weights: str | None = None, input_tensor=None, input_shape=(320, 320, 1),
-                                filters: Sequence[int] = (32, 64, 128, 256), bottleneck_filters: int = 512,
-                                name: str = "covid_cxnet_lung_unet"):
+def build_covid_cxnet_lung_unet(
+    *,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=(320, 320, 1),
+    filters: Sequence[int] = (32, 64, 128, 256),
+    bottleneck_filters: int = 512,
+    name: str = "covid_cxnet_lung_unet",
+):
     """The U-Net lung segmenter of COVID-CXNet's ROI-extraction block.
 
     Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §3.2 and Fig. 4; the authors' hands_on,
@@ -274,8 +299,8 @@ def build_covid_cxnet_lung_unet(*, weights: str | None = None, input_tensor=None
     inputs = make_input(input_tensor, input_shape)
     levels = len(filters)
     hw = tuple(inputs.shape[1:3])
-    if any(size is not None and size % (2 ** levels) for size in hw):
-        raise ValueError(f"input height and width must be divisible by {2 ** levels}, got {hw}")
+    if any(size is not None and size % (2**levels) for size in hw):
+        raise ValueError(f"input height and width must be divisible by {2**levels}, got {hw}")
     x = inputs
     skips = []
     for i, f in enumerate(filters, start=1):

@@ -12,8 +12,16 @@ from cxrzoo.preprocessing.enhance import three_channel
 from cxrzoo.preprocessing.geometry import resize
 from cxrzoo.preprocessing.histogram import match_histogram
 from cxrzoo.preprocessing.lungs import crop_to_lungs
-from cxrzoo.preprocessing.recipes import (Recipe, Step, check_size, gray_uint8, register_recipe, resize_truncate_step,
-                                          scale_step, to_uint8_step)
+from cxrzoo.preprocessing.recipes import (
+    Recipe,
+    Step,
+    check_size,
+    gray_uint8,
+    register_recipe,
+    resize_truncate_step,
+    scale_step,
+    to_uint8_step,
+)
 
 #: Radius of the local histogram equalization in front of the lung U-Net.
 EQUALIZE_DISK_RADIUS = 40
@@ -61,20 +69,27 @@ class _LungCropStep(Step):
         return crop, [resize(np.ascontiguousarray(m[y0:y1, x0:x1]), self._size, "nearest") for m in masks]
 
 
-def covid_cxnet_recipe(channel_order: str = "beasf_clahe_original", lung_model=None, template=None,
-                        size=(320, 320)) -> Recipe:
+def covid_cxnet_recipe(
+    channel_order: str = "beasf_clahe_original", lung_model=None, template=None, size=(320, 320)
+) -> Recipe:
     size = check_size(size, "recipe 'covid_cxnet'")
     if channel_order not in ("beasf_clahe_original", "original_beasf_clahe"):
-        raise ValueError("recipe 'covid_cxnet': channel_order must be 'beasf_clahe_original' (notebooks) or "
-                         f"'original_beasf_clahe' (scripts), got {channel_order!r}")
+        raise ValueError(
+            "recipe 'covid_cxnet': channel_order must be 'beasf_clahe_original' (notebooks) or "
+            f"'original_beasf_clahe' (scripts), got {channel_order!r}"
+        )
     steps = [to_uint8_step(), resize_truncate_step(size)]
     if lung_model is not None:
         steps.append(_LungCropStep(lung_model, size))
     if template is not None:
         template = gray_uint8(np.asarray(template), "recipe 'covid_cxnet' template")
         steps.append(Step("histogram matching to the template image", lambda a: match_histogram(a, template)))
-    steps.append(Step(f"three channels {channel_order} (BEASF gamma 1.5, CLAHE 2.0 / 8x8)",
-                      lambda a: three_channel(a, channel_order)))
+    steps.append(
+        Step(
+            f"three channels {channel_order} (BEASF gamma 1.5, CLAHE 2.0 / 8x8)",
+            lambda a: three_channel(a, channel_order),
+        )
+    )
     steps.append(scale_step())
     return Recipe("covid_cxnet", "covid_cxnet", size + (3,), tuple(steps))
 
@@ -86,17 +101,23 @@ def covid_cxnet_base_recipe(input_shape=None) -> Recipe:
     300×300×3), so there is no default: ``recipe(weights=TAG)`` takes the shape from the model's spec.
     """
     if input_shape is None:
-        raise TypeError("recipe 'covid_cxnet_base' needs input_shape: the published models take (400, 400, 1) "
-                        "(covid_cxnet_base.v1_0) or (300, 300, 3) (covid_cxnet_base.v_free); use "
-                        "recipe(weights='covid_cxnet_base.v_free') to take it from the weights")
+        raise TypeError(
+            "recipe 'covid_cxnet_base' needs input_shape: the published models take (400, 400, 1) "
+            "(covid_cxnet_base.v1_0) or (300, 300, 3) (covid_cxnet_base.v_free); use "
+            "recipe(weights='covid_cxnet_base.v_free') to take it from the weights"
+        )
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise ValueError(f"recipe 'covid_cxnet_base': input_shape must be (H, W, 1) or (H, W, 3), got {input_shape}")
     size = check_size(input_shape[:2], "recipe 'covid_cxnet_base'")
     steps = [to_uint8_step(), resize_truncate_step(size)]
     if input_shape[-1] == 3:
-        steps.append(Step("three channels original_beasf_clahe (BEASF gamma 1.5, CLAHE 2.0 / 8x8)",
-                          lambda a: three_channel(a, "original_beasf_clahe")))
+        steps.append(
+            Step(
+                "three channels original_beasf_clahe (BEASF gamma 1.5, CLAHE 2.0 / 8x8)",
+                lambda a: three_channel(a, "original_beasf_clahe"),
+            )
+        )
     steps.append(scale_step())
     return Recipe("covid_cxnet_base", "covid_cxnet", size + (input_shape[-1],), tuple(steps))
 

@@ -86,16 +86,30 @@ def cxrnet_recipe(module: int | str = 1) -> Recipe:
     """The recipe ``"cxrnet"``: :func:`prepare_cxrnet_input`, then the input of ``module`` (see :data:`MODULES`)."""
     if module not in MODULES:
         raise ValueError(f"recipe 'cxrnet': module must be one of {MODULES}, got {module!r}")
-    steps = [Step("CXR-Net preparation: min-max to [0, 255] (float64), bilinear resize to 300x340, "
-                  "convertScaleAbs, equalizeHist", _cxrnet_kernel, lambda m: resize(m, CXRNET_SIZE, "nearest"))]
+    steps = [
+        Step(
+            "CXR-Net preparation: min-max to [0, 255] (float64), bilinear resize to 300x340, "
+            "convertScaleAbs, equalizeHist",
+            _cxrnet_kernel,
+            lambda m: resize(m, CXRNET_SIZE, "nearest"),
+        )
+    ]
     if module == 1:
         steps.append(scale_step())
     elif module == 2:
-        steps.append(Step(f"(x - {CXRNET_MEAN}) / {CXRNET_STD} → float32 (Module 2 X)",
-                          lambda a: ((a.astype(np.float64) - CXRNET_MEAN) / CXRNET_STD).astype(np.float32)[..., None]))
+        steps.append(
+            Step(
+                f"(x - {CXRNET_MEAN}) / {CXRNET_STD} → float32 (Module 2 X)",
+                lambda a: ((a.astype(np.float64) - CXRNET_MEAN) / CXRNET_STD).astype(np.float32)[..., None],
+            )
+        )
     else:
-        steps.append(Step("0..255 as float32 (the end-to-end model scales and standardizes in-graph)",
-                          lambda a: a.astype(np.float32)[..., None]))
+        steps.append(
+            Step(
+                "0..255 as float32 (the end-to-end model scales and standardizes in-graph)",
+                lambda a: a.astype(np.float32)[..., None],
+            )
+        )
     return Recipe("cxrnet", "cxrnet", CXRNET_SIZE + (1,), tuple(steps))
 
 

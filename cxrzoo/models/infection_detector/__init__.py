@@ -15,24 +15,63 @@ Model card: docs/models/infection_detector.md.
 
 from cxrzoo.catalog import register_paper
 
-register_paper("infection_detector", "Infection detector",
-               "Tahir, Deep ConvNets for COVID-19 Recognition from Chest X-Rays (M.Sc. thesis, Qatar University, "
-               "2021): the segmentation-driven infection detector", "models/infection_detector.md")
+register_paper(
+    "infection_detector",
+    "Infection detector",
+    "Tahir, Deep ConvNets for COVID-19 Recognition from Chest X-Rays (M.Sc. thesis, Qatar University, "
+    "2021): the segmentation-driven infection detector",
+    "models/infection_detector.md",
+)
 
-from cxrzoo.models.infection_detector import training  # noqa: E402,F401
-from cxrzoo.models.infection_detector.classifiers import (build_cxr_classifier,  # noqa: E402
-                                                          build_infection_detector_models, build_squeezenet)
-from cxrzoo.models.infection_detector.detector import (COVID_FAMILY_LABELS, TAHIR_LABELS,  # noqa: E402
-                                                       InfectionDetector, detect_infection, fill_holes,
-                                                       postprocess_infection_mask, postprocess_lung_mask,
-                                                       quantify_infection, remove_small_regions, split_lungs)
+from cxrzoo.models.infection_detector import (
+    specs,  # noqa: F401
+    training,  # noqa: F401
+)
+from cxrzoo.models.infection_detector.classifiers import (  # noqa: E402
+    build_cxr_classifier,
+    build_infection_detector_models,
+    build_squeezenet,
+)
+from cxrzoo.models.infection_detector.detector import (  # noqa: E402
+    COVID_FAMILY_LABELS,
+    TAHIR_LABELS,
+    InfectionDetector,
+    detect_infection,
+    fill_holes,
+    postprocess_infection_mask,
+    postprocess_lung_mask,
+    quantify_infection,
+    remove_small_regions,
+    split_lungs,
+)
 from cxrzoo.models.infection_detector.preprocessing import classifier_recipe, segmentation_recipe  # noqa: E402
-from cxrzoo.models.infection_detector.segmentation import (DECODERS, build_fpn,  # noqa: E402
-                                                           build_segmentation_model, build_unet, build_unet_plus_plus)
-from cxrzoo.models.infection_detector import specs  # noqa: E402,F401
+from cxrzoo.models.infection_detector.segmentation import (  # noqa: E402
+    DECODERS,
+    build_fpn,
+    build_segmentation_model,
+    build_unet,
+    build_unet_plus_plus,
+)
 
-__all__ = ["COVID_FAMILY_LABELS", "DECODERS", "InfectionDetector", "TAHIR_LABELS", "build_cxr_classifier", "build_fpn",
-           "build_infection_detector_models", "build_segmentation_model", "build_squeezenet", "build_unet",
-           "build_unet_plus_plus", "classifier_recipe", "detect_infection", "fill_holes", "postprocess_infection_mask",
-           "postprocess_lung_mask", "quantify_infection", "remove_small_regions", "segmentation_recipe",
-           "split_lungs"]
+__all__ = [
+    "COVID_FAMILY_LABELS",
+    "DECODERS",
+    "TAHIR_LABELS",
+    "InfectionDetector",
+    "build_cxr_classifier",
+    "build_fpn",
+    "build_infection_detector_models",
+    "build_segmentation_model",
+    "build_squeezenet",
+    "build_unet",
+    "build_unet_plus_plus",
+    "classifier_recipe",
+    "detect_infection",
+    "fill_holes",
+    "postprocess_infection_mask",
+    "postprocess_lung_mask",
+    "quantify_infection",
+    "remove_small_regions",
+    "segmentation_recipe",
+    "split_lungs",
+]

@@ -5,6 +5,8 @@ Reference: Tahir, segmentation-driven COVID-19 infection detector (thesis), §3.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from cxrzoo.models.infection_detector.segmentation import build_segmentation_model
@@ -14,9 +16,18 @@ from cxrzoo.spec import register_architecture, register_model
 from cxrzoo.weights.loading import load_weights
 
 
-def build_cxr_classifier(*, backbone: str, weights=None, input_tensor=None, input_shape=(256, 256, 3),
-                         include_top: bool = True, pooling: str | None = None, classes: int = 3,
-                         classifier_activation: str | None = "softmax", name: str | None = None):
+def build_cxr_classifier(
+    *,
+    backbone: str,
+    weights=None,
+    input_tensor=None,
+    input_shape=(256, 256, 3),
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 3,
+    classifier_activation: str | None = "softmax",
+    name: str | None = None,
+):
     """The thesis' CXR classifiers: an ImageNet backbone whose last layer is replaced by one linear layer.
 
     Reference: Tahir thesis (seed paper 003) §3.2.3, Tables 9, 10, 12 (scheme II: COVID-19 / non-COVID / normal on
@@ -43,16 +54,30 @@ def build_cxr_classifier(*, backbone: str, weights=None, input_tensor=None, inpu
         >>> model = cxrzoo.build_cxr_classifier(backbone="inceptionv4")
         >>> probs = model.predict(cxrzoo.preprocessing.recipe("tahir_classifier")(segmented_cxr)[None])
     """
-    return build_backbone_classifier(backbone, weights=weights, input_tensor=input_tensor, input_shape=input_shape,
-                                     include_top=include_top, pooling=pooling, classes=classes,
-                                     classifier_activation=classifier_activation,
-                                     name=name or f"cxr_classifier_{backbone}", arch=f"cxr_classifier_{backbone}")
+    return build_backbone_classifier(
+        backbone,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name or f"cxr_classifier_{backbone}",
+        arch=f"cxr_classifier_{backbone}",
+    )
 
 
 for _backbone in ENCODERS:
-    register_architecture(f"cxr_classifier_{_backbone}", build_cxr_classifier, paper="infection_detector",
-             task="classification", cam_layer=CLASSIFIER_CAM_LAYER[_backbone], backbone=_backbone,
-             summary=f"{_backbone} + one linear layer: the thesis' 3-class CXR classifier")
+    register_architecture(
+        f"cxr_classifier_{_backbone}",
+        build_cxr_classifier,
+        paper="infection_detector",
+        task="classification",
+        cam_layer=CLASSIFIER_CAM_LAYER[_backbone],
+        backbone=_backbone,
+        summary=f"{_backbone} + one linear layer: the thesis' 3-class CXR classifier",
+    )
 del _backbone
 
 SQUEEZENET_FIRES = {
@@ -78,9 +103,18 @@ def _ceil_max_pool(x, *, name: str):
 
 
 @register_model(paper="infection_detector", task="classification", cam_layer="fire9_concat")
-def build_squeezenet(*, weights=None, input_tensor=None, input_shape=(256, 256, 3), version: str = "1_0",
-                     include_top: bool = True, classes: int = 3, classifier_activation: str | None = "softmax",
-                     dropout: float = 0.5, name: str = "squeezenet"):
+def build_squeezenet(
+    *,
+    weights=None,
+    input_tensor=None,
+    input_shape=(256, 256, 3),
+    version: str = "1_0",
+    include_top: bool = True,
+    classes: int = 3,
+    classifier_activation: str | None = "softmax",
+    dropout: float = 0.5,
+    name: str = "squeezenet",
+):
     """SqueezeNet as torchvision defines it: the thesis' smallest classifier (scheme I, COVID-19 / MERS / SARS).
 
     Reference: Tahir thesis (seed paper 003) §3.2.3 and Table 4 (pools after the first convolution and after the
@@ -130,11 +164,18 @@ def build_squeezenet(*, weights=None, input_tensor=None, input_shape=(256, 256, 
 # ----------------------------------------------------------------------------------------- the thesis' system
 
 
-def build_infection_detector_models(*, lung_decoder: str = "fpn", lung_encoder: str = "densenet121",
-                                    infection_decoder: str = "unet_plus_plus", infection_encoder: str = "densenet121",
-                                    classifier_backbone: str | None = "inceptionv4", input_shape=(256, 256, 3),
-                                    lung_weights=None, infection_weights=None,
-                                    classifier_weights=None) -> dict[str, Any]:
+def build_infection_detector_models(
+    *,
+    lung_decoder: str = "fpn",
+    lung_encoder: str = "densenet121",
+    infection_decoder: str = "unet_plus_plus",
+    infection_encoder: str = "densenet121",
+    classifier_backbone: str | None = "inceptionv4",
+    input_shape=(256, 256, 3),
+    lung_weights=None,
+    infection_weights=None,
+    classifier_weights=None,
+) -> dict[str, Any]:
     """The three networks of the thesis' system, ready for :class:`InfectionDetector`.
 
     Reference: Tahir thesis (seed paper 003) §3.2, Figure 3; defaults are the best models of Tables 5, 7 and 10.
@@ -156,12 +197,19 @@ def build_infection_detector_models(*, lung_decoder: str = "fpn", lung_encoder: 
         >>> detector = cxrzoo.InfectionDetector(models["lung"], models["infection"], models["classifier"])
     """
     seg = dict(input_shape=input_shape, classes=1, activation="sigmoid")
-    lung = build_segmentation_model(lung_decoder, lung_encoder, weights=lung_weights,
-                                    name=f"lung_{lung_decoder}_{lung_encoder}", **seg)
-    infection = build_segmentation_model(infection_decoder, infection_encoder, weights=infection_weights,
-                                         name=f"infection_{infection_decoder}_{infection_encoder}", **seg)
+    lung = build_segmentation_model(
+        lung_decoder, lung_encoder, weights=lung_weights, name=f"lung_{lung_decoder}_{lung_encoder}", **seg
+    )
+    infection = build_segmentation_model(
+        infection_decoder,
+        infection_encoder,
+        weights=infection_weights,
+        name=f"infection_{infection_decoder}_{infection_encoder}",
+        **seg,
+    )
     classifier = None
     if classifier_backbone is not None:
-        classifier = build_cxr_classifier(backbone=classifier_backbone, input_shape=input_shape,
-                                          weights=classifier_weights)
+        classifier = build_cxr_classifier(
+            backbone=classifier_backbone, input_shape=input_shape, weights=classifier_weights
+        )
     return {"lung": lung, "infection": infection, "classifier": classifier}

@@ -28,7 +28,8 @@ files are given.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -90,8 +91,9 @@ def fill_holes(mask) -> np.ndarray:
     return ndimage.binary_fill_holes(_binary(mask, "mask"))
 
 
-def postprocess_lung_mask(probability, *, threshold: float = THRESHOLD,
-                          min_region_fraction: float = MIN_REGION_FRACTION) -> np.ndarray:
+def postprocess_lung_mask(
+    probability, *, threshold: float = THRESHOLD, min_region_fraction: float = MIN_REGION_FRACTION
+) -> np.ndarray:
     """Thesis §3.2.2.2 for the lung: ``p > threshold``, hole filling, then removal of the regions smaller than
     ``min_region_fraction`` of the predicted positive pixels. Returns a boolean (H, W) mask."""
     predicted = _probability(probability, "lung probability") > threshold
@@ -133,8 +135,13 @@ def quantify_infection(lung_mask, infection_mask) -> dict[str, Any]:
     }
 
 
-def detect_infection(lung_probability, infection_probability, *, threshold: float = THRESHOLD,
-                     min_region_fraction: float = MIN_REGION_FRACTION) -> dict[str, Any]:
+def detect_infection(
+    lung_probability,
+    infection_probability,
+    *,
+    threshold: float = THRESHOLD,
+    min_region_fraction: float = MIN_REGION_FRACTION,
+) -> dict[str, Any]:
     """The thesis' post-processing, detection and quantification for one image's two probability maps.
 
     Args:
@@ -181,15 +188,18 @@ def _foreground_channel(model, what: str) -> int:
         for label in _FOREGROUND_LABELS[what]:
             if label in spec.output.labels:
                 return spec.output.labels.index(label)
-        raise ValueError(f"the {what} segmenter {spec.name!r} outputs channels {list(spec.output.labels)}, none of "
-                         f"which is a {what} mask ({' / '.join(_FOREGROUND_LABELS[what])}); give the detector a "
-                         f"{what} segmenter")
+        raise ValueError(
+            f"the {what} segmenter {spec.name!r} outputs channels {list(spec.output.labels)}, none of "
+            f"which is a {what} mask ({' / '.join(_FOREGROUND_LABELS[what])}); give the detector a "
+            f"{what} segmenter"
+        )
     if channels == 1:
         return 0
     if channels == 2:
         return 1
-    raise ValueError(f"the {what} segmenter must output 1 channel (foreground) or 2 (background, foreground); "
-                     f"it outputs {channels}")
+    raise ValueError(
+        f"the {what} segmenter must output 1 channel (foreground) or 2 (background, foreground); it outputs {channels}"
+    )
 
 
 def _foreground(output: np.ndarray, is_probability: bool, channel: int) -> np.ndarray:
@@ -254,9 +264,20 @@ class InfectionDetector:
         >>> result["covid_positive"], result["infected_fraction_left"]
     """
 
-    def __init__(self, lung_segmenter, infection_segmenter, classifier=None, *, labels: Sequence[str] = TAHIR_LABELS,
-                 threshold: float = THRESHOLD, min_region_fraction: float = MIN_REGION_FRACTION,
-                 segmentation_recipe=None, classifier_recipe=None, score_cam=None, batch_size: int = 8):
+    def __init__(
+        self,
+        lung_segmenter,
+        infection_segmenter,
+        classifier=None,
+        *,
+        labels: Sequence[str] = TAHIR_LABELS,
+        threshold: float = THRESHOLD,
+        min_region_fraction: float = MIN_REGION_FRACTION,
+        segmentation_recipe=None,
+        classifier_recipe=None,
+        score_cam=None,
+        batch_size: int = 8,
+    ):
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if int(batch_size) < 1:
@@ -266,18 +287,25 @@ class InfectionDetector:
         self.classifier = classifier
         self.labels = tuple(labels)
         if classifier is not None and int(classifier.output_shape[-1]) != len(self.labels):
-            raise ValueError(f"the classifier has {classifier.output_shape[-1]} outputs but {len(self.labels)} "
-                             f"labels were given: {self.labels}")
+            raise ValueError(
+                f"the classifier has {classifier.output_shape[-1]} outputs but {len(self.labels)} "
+                f"labels were given: {self.labels}"
+            )
         self.threshold = float(threshold)
         self.min_region_fraction = float(min_region_fraction)
         self.batch_size = int(batch_size)
-        self._channels = (_foreground_channel(lung_segmenter, "lung"),
-                          _foreground_channel(infection_segmenter, "infection"))
+        self._channels = (
+            _foreground_channel(lung_segmenter, "lung"),
+            _foreground_channel(infection_segmenter, "infection"),
+        )
         self.segmentation_size = _input_size(infection_segmenter)
-        self.segmentation_recipe = segmentation_recipe or recipe("infection_detector_segmentation",
-                                                                 size=self.segmentation_size)
-        self._recipes = (_segmenter_recipe(lung_segmenter, self.segmentation_recipe),
-                         _segmenter_recipe(infection_segmenter, self.segmentation_recipe))
+        self.segmentation_recipe = segmentation_recipe or recipe(
+            "infection_detector_segmentation", size=self.segmentation_size
+        )
+        self._recipes = (
+            _segmenter_recipe(lung_segmenter, self.segmentation_recipe),
+            _segmenter_recipe(infection_segmenter, self.segmentation_recipe),
+        )
         self.classifier_recipe = classifier_recipe
         if classifier is not None and classifier_recipe is None:
             self.classifier_recipe = recipe("infection_detector_classifier", size=_input_size(classifier))
@@ -286,26 +314,46 @@ class InfectionDetector:
         self._parallel = self._parallel_model()
 
     @classmethod
-    def build(cls, *, lung_decoder: str = "fpn", lung_encoder: str = "densenet121",
-              infection_decoder: str = "unet_plus_plus", infection_encoder: str = "densenet121",
-              classifier_backbone: str | None = "inceptionv4", input_shape=(256, 256, 3), lung_weights=None,
-              infection_weights=None, classifier_weights=None, **detector_kwargs) -> "InfectionDetector":
+    def build(
+        cls,
+        *,
+        lung_decoder: str = "fpn",
+        lung_encoder: str = "densenet121",
+        infection_decoder: str = "unet_plus_plus",
+        infection_encoder: str = "densenet121",
+        classifier_backbone: str | None = "inceptionv4",
+        input_shape=(256, 256, 3),
+        lung_weights=None,
+        infection_weights=None,
+        classifier_weights=None,
+        **detector_kwargs,
+    ) -> InfectionDetector:
         """Builds the three networks with :func:`build_infection_detector_models` and wraps them."""
         models = build_infection_detector_models(
-            lung_decoder=lung_decoder, lung_encoder=lung_encoder, infection_decoder=infection_decoder,
-            infection_encoder=infection_encoder, classifier_backbone=classifier_backbone, input_shape=input_shape,
-            lung_weights=lung_weights, infection_weights=infection_weights, classifier_weights=classifier_weights)
+            lung_decoder=lung_decoder,
+            lung_encoder=lung_encoder,
+            infection_decoder=infection_decoder,
+            infection_encoder=infection_encoder,
+            classifier_backbone=classifier_backbone,
+            input_shape=input_shape,
+            lung_weights=lung_weights,
+            infection_weights=infection_weights,
+            classifier_weights=classifier_weights,
+        )
         return cls(models["lung"], models["infection"], models["classifier"], **detector_kwargs)
 
     def _parallel_model(self):
         # One graph with both segmenters on the same input: a single predict() runs the two independent branches,
         # which TensorFlow's executor schedules concurrently (the thesis' parallel configuration).
-        if (self.lung_segmenter.input_shape != self.infection_segmenter.input_shape
-                or self._recipes[0] is not self._recipes[1]):
+        if (
+            self.lung_segmenter.input_shape != self.infection_segmenter.input_shape
+            or self._recipes[0] is not self._recipes[1]
+        ):
             return None
         inputs = keras.Input(shape=self.lung_segmenter.input_shape[1:], name="cxr")
-        return keras.Model(inputs, [self.lung_segmenter(inputs), self.infection_segmenter(inputs)],
-                           name="parallel_segmenters")
+        return keras.Model(
+            inputs, [self.lung_segmenter(inputs), self.infection_segmenter(inputs)], name="parallel_segmenters"
+        )
 
     # ------------------------------------------------------------------------------------------------ inputs
 
@@ -318,8 +366,9 @@ class InfectionDetector:
             if single:
                 return [images], True
             if images.ndim not in (3, 4):
-                raise ValueError(f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape "
-                                 f"{images.shape}")
+                raise ValueError(
+                    f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape {images.shape}"
+                )
             return list(images), False
         if isinstance(images, (list, tuple)):
             if not images:
@@ -358,8 +407,10 @@ class InfectionDetector:
             infection = self.infection_segmenter.predict(batch, batch_size=self.batch_size, verbose=0)
         if isinstance(lung, dict) or isinstance(infection, dict):
             raise ValueError("the segmenters must each return one (B, H, W, K) array")
-        return (_foreground(np.asarray(lung), self._probability[0], self._channels[0]),
-                _foreground(np.asarray(infection), self._probability[1], self._channels[1]))
+        return (
+            _foreground(np.asarray(lung), self._probability[0], self._channels[0]),
+            _foreground(np.asarray(infection), self._probability[1], self._channels[1]),
+        )
 
     def __call__(self, images, *, explain: bool = False):
         items, single = self._as_list(images)
@@ -370,8 +421,9 @@ class InfectionDetector:
             size = gray.shape
             lp = resize(np.ascontiguousarray(lp, np.float32), size, "bilinear")
             ip = resize(np.ascontiguousarray(ip, np.float32), size, "bilinear")
-            results.append(detect_infection(lp, ip, threshold=self.threshold,
-                                            min_region_fraction=self.min_region_fraction))
+            results.append(
+                detect_infection(lp, ip, threshold=self.threshold, min_region_fraction=self.min_region_fraction)
+            )
         if self.classifier is not None:
             self._classify(grays, results, explain=explain)
         elif explain:
@@ -379,8 +431,9 @@ class InfectionDetector:
         return results[0] if single else results
 
     def _classify(self, grays, results, *, explain: bool) -> None:
-        segmented = np.stack([self.classifier_recipe(np.where(r["lung_mask"], g, 0).astype(g.dtype))
-                              for g, r in zip(grays, results)])
+        segmented = np.stack(
+            [self.classifier_recipe(np.where(r["lung_mask"], g, 0).astype(g.dtype)) for g, r in zip(grays, results)]
+        )
         probs = np.asarray(self.classifier.predict(segmented, batch_size=self.batch_size, verbose=0))
         for r, p in zip(results, probs):
             r["class_probabilities"] = {label: float(v) for label, v in zip(self.labels, p)}
@@ -398,7 +451,15 @@ class InfectionDetector:
         return self._score_cam
 
 
-__all__ = ["InfectionDetector",
-           "detect_infection", "quantify_infection", "split_lungs", "postprocess_lung_mask",
-           "postprocess_infection_mask", "remove_small_regions", "fill_holes", "TAHIR_LABELS",
-           "COVID_FAMILY_LABELS"]
+__all__ = [
+    "COVID_FAMILY_LABELS",
+    "TAHIR_LABELS",
+    "InfectionDetector",
+    "detect_infection",
+    "fill_holes",
+    "postprocess_infection_mask",
+    "postprocess_lung_mask",
+    "quantify_infection",
+    "remove_small_regions",
+    "split_lungs",
+]

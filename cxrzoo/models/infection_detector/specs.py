@@ -14,12 +14,18 @@ from cxrzoo.preprocessing.recipes import IMAGENET_MEAN, IMAGENET_STD
 from cxrzoo.spec import InputSpec, ModelSpec, OutputSpec, register_spec
 
 # The ImageNet-normalized range of [0, 1] data, over the three channels.
-_RANGE = (min((0.0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)),
-          max((1.0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)))
-_SEG_INPUT = InputSpec((256, 256, 3), _RANGE, description="gray, bilinear 256×256, 3 identical channels, / 255, "
-                       "ImageNet mean/std")
-_CLS_INPUT = InputSpec((256, 256, 3), _RANGE, description="lung-segmented gray, bilinear 256×256, [original, "
-                       "CLAHE, complement], / 255, ImageNet mean/std")
+_RANGE = (
+    min((0.0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)),
+    max((1.0 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)),
+)
+_SEG_INPUT = InputSpec(
+    (256, 256, 3), _RANGE, description="gray, bilinear 256×256, 3 identical channels, / 255, ImageNet mean/std"
+)
+_CLS_INPUT = InputSpec(
+    (256, 256, 3),
+    _RANGE,
+    description="lung-segmented gray, bilinear 256×256, [original, CLAHE, complement], / 255, ImageNet mean/std",
+)
 _SEG_CAM = {"unet": "decoder_block5_2_relu", "unet_plus_plus": "decoder_x_0_4_2_relu", "fpn": "decoder_merge"}
 
 # Parameters (Keras' count_params, batch-norm statistics included) at the thesis' configuration; the trainable
@@ -53,24 +59,51 @@ CLASSIFIER_PARAMETERS = {
 for _decoder in DECODERS:
     for _encoder in ENCODERS:
         _arch = f"{_decoder}_{_encoder}"
-        register_spec(ModelSpec(
-            name=_arch, arch=_arch, paper="infection_detector", task="segmentation", input=_SEG_INPUT,
-            output=OutputSpec("mask", ("foreground",), None, threshold=0.0), recipe="infection_detector_segmentation",
-            cam_layer=_SEG_CAM[_decoder], parameters=SEGMENTER_PARAMETERS[_arch],
-            training_recipe="infection_detector_segmentation",
-            description=f"{_decoder} over {_encoder}: a lung or infection segmenter (one logit per pixel)"))
+        register_spec(
+            ModelSpec(
+                name=_arch,
+                arch=_arch,
+                paper="infection_detector",
+                task="segmentation",
+                input=_SEG_INPUT,
+                output=OutputSpec("mask", ("foreground",), None, threshold=0.0),
+                recipe="infection_detector_segmentation",
+                cam_layer=_SEG_CAM[_decoder],
+                parameters=SEGMENTER_PARAMETERS[_arch],
+                training_recipe="infection_detector_segmentation",
+                description=f"{_decoder} over {_encoder}: a lung or infection segmenter (one logit per pixel)",
+            )
+        )
 for _encoder in ENCODERS:
     _arch = f"cxr_classifier_{_encoder}"
-    register_spec(ModelSpec(
-        name=_arch, arch=_arch, paper="infection_detector", task="classification", input=_CLS_INPUT,
+    register_spec(
+        ModelSpec(
+            name=_arch,
+            arch=_arch,
+            paper="infection_detector",
+            task="classification",
+            input=_CLS_INPUT,
+            output=OutputSpec("probabilities", TAHIR_LABELS, "softmax", positive="covid19"),
+            recipe="infection_detector_classifier",
+            cam_layer=CLASSIFIER_CAM_LAYER[_encoder],
+            parameters=CLASSIFIER_PARAMETERS[_arch],
+            training_recipe="infection_detector_classifier",
+            description=f"{_encoder} + one linear layer: the thesis' 3-class classifier",
+        )
+    )
+register_spec(
+    ModelSpec(
+        name="squeezenet",
+        arch="squeezenet",
+        paper="infection_detector",
+        task="classification",
+        input=_CLS_INPUT,
         output=OutputSpec("probabilities", TAHIR_LABELS, "softmax", positive="covid19"),
-        recipe="infection_detector_classifier", cam_layer=CLASSIFIER_CAM_LAYER[_encoder],
-        parameters=CLASSIFIER_PARAMETERS[_arch], training_recipe="infection_detector_classifier",
-        description=f"{_encoder} + one linear layer: the thesis' 3-class classifier"))
-register_spec(ModelSpec(
-    name="squeezenet", arch="squeezenet", paper="infection_detector", task="classification", input=_CLS_INPUT,
-    output=OutputSpec("probabilities", TAHIR_LABELS, "softmax", positive="covid19"),
-    recipe="infection_detector_classifier", cam_layer="fire9_concat",
-    parameters=CLASSIFIER_PARAMETERS["squeezenet"], training_recipe="infection_detector_classifier",
-    description="SqueezeNet 1.0, 3 classes"))
+        recipe="infection_detector_classifier",
+        cam_layer="fire9_concat",
+        parameters=CLASSIFIER_PARAMETERS["squeezenet"],
+        training_recipe="infection_detector_classifier",
+        description="SqueezeNet 1.0, 3 classes",
+    )
+)
 del _decoder, _encoder, _arch

@@ -13,14 +13,35 @@ Model card: docs/models/screening_baselines.md.
 
 from cxrzoo.catalog import register_paper
 
-register_paper("screening", "Screening baselines",
-               "Loconte & Colavito, Screening X-ray images for COVID-19 infections", "models/screening_baselines.md")
+register_paper(
+    "screening",
+    "Screening baselines",
+    "Loconte & Colavito, Screening X-ray images for COVID-19 infections",
+    "models/screening_baselines.md",
+)
 
-from cxrzoo.models.screening import training  # noqa: E402,F401
-from cxrzoo.models.screening.baselines import (AUX_LOSS_WEIGHT, build_alexnet, build_densenet121,  # noqa: E402
-                                               build_inception_v3, build_resnet50, build_vgg16, without_aux_classifier)
+from cxrzoo.models.screening import (
+    specs,  # noqa: F401
+    training,  # noqa: F401
+)
+from cxrzoo.models.screening.baselines import (  # noqa: E402
+    AUX_LOSS_WEIGHT,
+    build_alexnet,
+    build_densenet121,
+    build_inception_v3,
+    build_resnet50,
+    build_vgg16,
+    without_aux_classifier,
+)
 from cxrzoo.models.screening.preprocessing import screening_recipe  # noqa: E402
-from cxrzoo.models.screening import specs  # noqa: E402,F401
 
-__all__ = ["AUX_LOSS_WEIGHT", "build_alexnet", "build_densenet121", "build_inception_v3", "build_resnet50",
-           "build_vgg16", "screening_recipe", "without_aux_classifier"]
+__all__ = [
+    "AUX_LOSS_WEIGHT",
+    "build_alexnet",
+    "build_densenet121",
+    "build_inception_v3",
+    "build_resnet50",
+    "build_vgg16",
+    "screening_recipe",
+    "without_aux_classifier",
+]

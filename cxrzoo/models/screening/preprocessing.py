@@ -19,11 +19,14 @@ def screening_recipe(equalize: bool = False, size: int = 224) -> Recipe:
     size = int(size)
     if size < 1:
         raise ValueError(f"recipe 'screening_baselines': size must be positive, got {size}")
-    steps = [to_uint8_step(),
-             Step("crop the top 8% of rows", lambda a: crop_top(a, 0.08), lambda m: crop_top(m, 0.08)),
-             Step("centre crop to the largest square", lambda a: center_crop(a, "square"),
-                  lambda m: center_crop(m, "square")),
-             resize_step((224, 224), "bicubic")]
+    steps = [
+        to_uint8_step(),
+        Step("crop the top 8% of rows", lambda a: crop_top(a, 0.08), lambda m: crop_top(m, 0.08)),
+        Step(
+            "centre crop to the largest square", lambda a: center_crop(a, "square"), lambda m: center_crop(m, "square")
+        ),
+        resize_step((224, 224), "bicubic"),
+    ]
     if equalize:
         steps.append(Step("global histogram equalization", equalize_hist))
     if size != 224:  # InceptionV3: the paper upsamples the 224 images bilinearly to 299

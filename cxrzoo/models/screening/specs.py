@@ -13,11 +13,26 @@ _ARCHS = {
     "inception_v3": (299, "mixed_7c", 24_381_730),
 }
 for _arch, (_size, _cam, _parameters) in _ARCHS.items():
-    register_spec(ModelSpec(
-        name=_arch, arch=_arch, paper="screening", task="classification",
-        input=InputSpec((_size, _size, 1), (0.0, 1.0), description="gray, top 8% cropped, centre square, bicubic 224"
-                        + (", bilinear 299" if _size == 299 else "") + ", / 255"),
-        output=OutputSpec("logits", ("covid",), None, positive="covid", threshold=0.0), recipe="screening_baselines",
-        recipe_options={"size": _size}, cam_layer=_cam, parameters=_parameters, training_recipe="screening",
-        description=f"{_arch} baseline on grayscale CXRs, one logit (COVID-19 vs not)"))
+    register_spec(
+        ModelSpec(
+            name=_arch,
+            arch=_arch,
+            paper="screening",
+            task="classification",
+            input=InputSpec(
+                (_size, _size, 1),
+                (0.0, 1.0),
+                description="gray, top 8% cropped, centre square, bicubic 224"
+                + (", bilinear 299" if _size == 299 else "")
+                + ", / 255",
+            ),
+            output=OutputSpec("logits", ("covid",), None, positive="covid", threshold=0.0),
+            recipe="screening_baselines",
+            recipe_options={"size": _size},
+            cam_layer=_cam,
+            parameters=_parameters,
+            training_recipe="screening",
+            description=f"{_arch} baseline on grayscale CXRs, one logit (COVID-19 vs not)",
+        )
+    )
 del _arch, _size, _cam, _parameters
