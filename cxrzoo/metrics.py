@@ -151,9 +151,8 @@ def _labels(y, n_classes: int | None = None) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] > 1:
         y = np.argmax(y, axis=1)
     y = y.reshape(-1)
-    if y.size and np.issubdtype(y.dtype, np.floating):
-        if np.isnan(y).any() or not np.all(y == np.round(y)):
-            raise ValueError("class labels must be whole numbers (or one-hot rows)")
+    if y.size and np.issubdtype(y.dtype, np.floating) and (np.isnan(y).any() or not np.all(y == np.round(y))):
+        raise ValueError("class labels must be whole numbers (or one-hot rows)")
     y = y.astype(np.int64)
     if y.size and (y.min() < 0 or (n_classes is not None and y.max() >= n_classes)):
         raise ValueError(

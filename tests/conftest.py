@@ -59,9 +59,8 @@ def _guarded_connect_ex(self, address):
 
 
 def _guarded_getaddrinfo(host, *args, **kwargs):
-    if not (_allow_loopback and _is_loopback((host,))):
-        if host not in (None, "") and not _is_loopback((host,)):
-            raise NetworkBlocked(f"network access blocked in tests: name lookup of {host!r}")
+    if host not in (None, "") and not _is_loopback((host,)):
+        raise NetworkBlocked(f"network access blocked in tests: name lookup of {host!r}")
     return _real_getaddrinfo(host, *args, **kwargs)
 
 

@@ -448,10 +448,10 @@ def fit_segmenter(
     """Trains a segmentation model with its paper's protocol: ``recipe`` (default: the one the model's spec names,
     e.g. ``"cxrnet_module1"`` for Res-CR-Net) fills every argument left at its default.
 
-    CXR-Net Module 1's recipe: Adam (lr 1e-3), the contour-weighted Tanimoto loss (:class:`cxrzoo.losses.WeightedTanimotoLoss`),
-    Tanimoto and lung Dice metrics, batch 12, 100 epochs, early stopping on val_loss (patience 200,
-    min_delta 0.001), best-val_loss checkpoint, the authors' augmentation. Masks ``y`` are (N, H, W, K) with one
-    channel per class, as the model outputs them (Res-CR-Net: ``[lungs, non_lungs]``).
+    CXR-Net Module 1's recipe: Adam (lr 1e-3), the contour-weighted Tanimoto loss
+    (:class:`cxrzoo.losses.WeightedTanimotoLoss`), Tanimoto and lung Dice metrics, batch 12, 100 epochs, early
+    stopping on val_loss (patience 200, min_delta 0.001), best-val_loss checkpoint, the authors' augmentation. Masks
+    ``y`` are (N, H, W, K) with one channel per class, as the model outputs them (Res-CR-Net: ``[lungs, non_lungs]``).
 
     {args}
 

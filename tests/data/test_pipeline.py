@@ -79,7 +79,7 @@ def test_shuffling_and_augmentation_are_seeded(v7):
         ds = make_dataset(v7.images, v7.masks, recipe="cxrnet", augment="cxrnet_module1", batch_size=6, seed=seed)
         return [next(iter(ds)) for _ in range(2)], ds
 
-    (a1, a2), ds = epochs(3)
+    (a1, a2), _ = epochs(3)
     (b1, b2), _ = epochs(3)
     (c1, _), _ = epochs(4)
     for p, q in [(a1, b1), (a2, b2)]:

@@ -60,7 +60,7 @@ def test_contour_weights_by_hand():
 
 def _reference_contour_weights(y, window):
     """Independent loop implementation: the mean of the in-image part of each window, border band, mean 1, square."""
-    b, h, wd, c = y.shape
+    _, h, wd, _ = y.shape
     r = window // 2
     pooled = np.zeros_like(y)
     for i in range(h):

@@ -203,7 +203,7 @@ def test_human_masks_reproduce_the_published_infected_fractions(shared):
         assert result["infected_fraction"] == pytest.approx(expected, abs=1e-3), row["id"]
         assert result["covid_positive"] == (expected > 0), row["id"]
         # the annotators' "lung_left" is the patient's left, on the image's right: the component split agrees
-        split_left, split_right = split_lungs(result["lung_mask"])
+        split_left, _ = split_lungs(result["lung_mask"])
         assert (split_left & left).sum() / max(split_left.sum(), 1) > 0.99, row["id"]
         assert result["infected_fraction_left"] == pytest.approx((infection & left).sum() / left.sum(), abs=1e-3)
         assert result["infected_fraction_right"] == pytest.approx((infection & right).sum() / right.sum(), abs=1e-3)

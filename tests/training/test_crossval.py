@@ -28,7 +28,7 @@ def cv():
 
 
 def test_folds_are_patient_disjoint_and_cover_every_case_once(cv):
-    result, x, y, groups = cv
+    result, _, y, groups = cv
     assert len(result.folds) == len(result.models) == len(result.histories) == 4
     seen = np.zeros(len(y), int)
     for train, val in result.folds:
@@ -40,7 +40,7 @@ def test_folds_are_patient_disjoint_and_cover_every_case_once(cv):
 
 
 def test_out_of_fold_predictions_come_from_the_model_that_never_saw_the_case(cv):
-    result, x, y, groups = cv
+    result, x, y, _ = cv
     assert result.oof_predictions.shape == (len(y), 2)
     for k, (_, val) in enumerate(result.folds):
         np.testing.assert_allclose(result.oof_predictions[val], np.asarray(result.models[k](x[val])), atol=1e-6)

@@ -13,28 +13,27 @@ Model card: docs/models/covid_cxnet.md.
 """
 
 from cxrzoo.catalog import register_paper
-
-register_paper(
-    "covid_cxnet",
-    "COVID-CXNet",
-    "Haghanifar et al., COVID-CXNet: Detecting COVID-19 in Frontal Chest X-ray Images using Deep Learning "
-    "(arXiv:2006.13807)",
-    "models/covid_cxnet.md",
-)
-
 from cxrzoo.models.covid_cxnet import (
     specs,  # noqa: F401
     training,  # noqa: F401
 )
-from cxrzoo.models.covid_cxnet.hierarchical import HierarchicalClassifier, HierarchicalProbabilities  # noqa: E402
-from cxrzoo.models.covid_cxnet.models import (  # noqa: E402
+from cxrzoo.models.covid_cxnet.hierarchical import HierarchicalClassifier, HierarchicalProbabilities
+from cxrzoo.models.covid_cxnet.models import (
     CLASS_NAMES_3,
     build_covid_cxnet,
     build_covid_cxnet_base,
     build_covid_cxnet_lung_unet,
     load_chexnet_backbone,
 )
-from cxrzoo.models.covid_cxnet.preprocessing import covid_cxnet_base_recipe, covid_cxnet_lung_mask, covid_cxnet_recipe  # noqa: E402
+from cxrzoo.models.covid_cxnet.preprocessing import covid_cxnet_base_recipe, covid_cxnet_lung_mask, covid_cxnet_recipe
+
+PAPER = register_paper(
+    "covid_cxnet",
+    "COVID-CXNet",
+    "Haghanifar et al., COVID-CXNet: Detecting COVID-19 in Frontal Chest X-ray Images using Deep Learning "
+    "(arXiv:2006.13807)",
+    "models/covid_cxnet.md",
+)
 
 __all__ = [
     "CLASS_NAMES_3",

@@ -14,23 +14,22 @@ Model cards: docs/models/covid_xnet.md, docs/models/bone_suppression.md.
 """
 
 from cxrzoo.catalog import register_paper
+from cxrzoo.models.covid_xnet import (
+    specs,  # noqa: F401
+    training,  # noqa: F401
+)
+from cxrzoo.models.covid_xnet.bone_suppression import TiedConvAutoencoder, build_bone_suppression
+from cxrzoo.models.covid_xnet.bones import suppress_bones
+from cxrzoo.models.covid_xnet.covid_xnet import CLASS_NAMES, build_covid_xnet
+from cxrzoo.models.covid_xnet.preprocessing import covid_xnet_recipe
 
-register_paper(
+PAPER = register_paper(
     "covid_xnet",
     "COVID-XNet",
     "Duran-Lopez et al., COVID-XNet: A Custom Deep Learning System to Diagnose and Locate COVID-19 in "
     "Chest X-ray Images",
     "models/covid_xnet.md",
 )
-
-from cxrzoo.models.covid_xnet import (
-    specs,  # noqa: F401
-    training,  # noqa: F401
-)
-from cxrzoo.models.covid_xnet.bone_suppression import TiedConvAutoencoder, build_bone_suppression  # noqa: E402
-from cxrzoo.models.covid_xnet.bones import suppress_bones  # noqa: E402
-from cxrzoo.models.covid_xnet.covid_xnet import CLASS_NAMES, build_covid_xnet  # noqa: E402
-from cxrzoo.models.covid_xnet.preprocessing import covid_xnet_recipe  # noqa: E402
 
 __all__ = [
     "CLASS_NAMES",

@@ -15,20 +15,11 @@ Model card: docs/models/cxrnet.md and docs/models/res_cr_net.md.
 """
 
 from cxrzoo.catalog import register_paper
-
-register_paper(
-    "cxrnet",
-    "CXR-Net",
-    "Gatti et al., CXR-Net: a multitask deep learning network for explainable and accurate diagnosis of "
-    "COVID-19 pneumonia from chest X-ray images",
-    "models/cxrnet.md",
-)
-
 from cxrzoo.models.cxrnet import (
     specs,  # noqa: F401  (registers the specs)
     training,  # noqa: F401  (registers presets and recipes)
 )
-from cxrzoo.models.cxrnet.classifier import (  # noqa: E402
+from cxrzoo.models.cxrnet.classifier import (
     build_cxrnet,
     build_cxrnet_classifier,
     build_cxrnet_member,
@@ -36,9 +27,17 @@ from cxrzoo.models.cxrnet.classifier import (  # noqa: E402
     member_legacy_names,
     read_ensemble_h5,
 )
-from cxrzoo.models.cxrnet.heatmaps import cxrnet_figure, cxrnet_heatmaps  # noqa: E402
-from cxrzoo.models.cxrnet.preprocessing import CXRNET_MEAN, CXRNET_SIZE, CXRNET_STD, cxrnet_recipe, prepare_cxrnet_input  # noqa: E402
-from cxrzoo.models.cxrnet.res_cr_net import build_res_cr_net, legacy_layer_names  # noqa: E402
+from cxrzoo.models.cxrnet.heatmaps import cxrnet_figure, cxrnet_heatmaps
+from cxrzoo.models.cxrnet.preprocessing import CXRNET_MEAN, CXRNET_SIZE, CXRNET_STD, cxrnet_recipe, prepare_cxrnet_input
+from cxrzoo.models.cxrnet.res_cr_net import build_res_cr_net, legacy_layer_names
+
+PAPER = register_paper(
+    "cxrnet",
+    "CXR-Net",
+    "Gatti et al., CXR-Net: a multitask deep learning network for explainable and accurate diagnosis of "
+    "COVID-19 pneumonia from chest X-ray images",
+    "models/cxrnet.md",
+)
 
 __all__ = [
     "CXRNET_MEAN",

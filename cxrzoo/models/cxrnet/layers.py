@@ -257,8 +257,8 @@ def xla_depthwise():
     convolution, and, fused with the neighbouring BN/activation layers, than TensorFlow's native kernels).
 
     It only changes how the graph is built, not what it computes; use it around the first call of a
-    ``tf.function(jit_compile=True)`` (e.g. ``cxrzoo.models.cxrnet.heatmaps_heatmaps`` does). Outside XLA the shifted form
-    would be slow, which is why it is opt-in.
+    ``tf.function(jit_compile=True)`` (e.g. ``cxrzoo.models.cxrnet.cxrnet_heatmaps`` does). Outside XLA the
+    shifted form would be slow, which is why it is opt-in.
     """
     previous = getattr(_XLA_STATE, "active", False)
     _XLA_STATE.active = True
@@ -274,7 +274,7 @@ def native_dilation(max_rate: int = 3):
     depthwise convolution with dilation 2..``max_rate`` by TensorFlow's dilated depthwise kernel instead of
     ``tf.nn.depthwise_conv2d``'s space-to-batch rewrite (on a 2-core CPU with oneDNN, 5×5 at rate 3 on a 300×340×48
     map: 6.4 ms instead of 12.3 ms; at rate 5 the rewrite is the faster, hence the limit). Same results to float
-    rounding; used for Module 1 by ``cxrzoo.models.cxrnet.heatmaps_heatmaps`` (in its graph and XLA-Module-2 modes).
+    rounding; used for Module 1 by ``cxrzoo.models.cxrnet.cxrnet_heatmaps`` (in its graph and XLA-Module-2 modes).
     """
     previous = getattr(_XLA_STATE, "native_dilation", 0)
     _XLA_STATE.native_dilation = int(max_rate)

@@ -52,8 +52,8 @@ def _cxrnet_kernel(image) -> np.ndarray:
 def prepare_cxrnet_input(image):
     """CXR-Net's preparation of a radiograph: the ``uint8 (300, 340)`` image Module 1 and Module 2 start from.
 
-    The authors' steps (their ``Predict_new_patient.py``; docs/models/cxrnet.md): grayscale; min-max scale the (>= 8-bit)
-    pixel data to [0, 255] as float64; ``cv2.resize(img, (340, 300))`` (bilinear; height 300, width 340);
+    The authors' steps (their ``Predict_new_patient.py``; docs/models/cxrnet.md): grayscale; min-max scale the
+    (>= 8-bit) pixel data to [0, 255] as float64; ``cv2.resize(img, (340, 300))`` (bilinear; height 300, width 340);
     ``cv2.convertScaleAbs`` (round half to even, saturate) to uint8; global histogram equalization
     (``cv2.equalizeHist``). Module 1 then takes ``x / 255``; Module 2 standardizes with :data:`CXRNET_MEAN` and
     :data:`CXRNET_STD` (``recipe("cxrnet", module=2)``).

@@ -14,25 +14,16 @@ Model card: docs/models/infection_detector.md.
 """
 
 from cxrzoo.catalog import register_paper
-
-register_paper(
-    "infection_detector",
-    "Infection detector",
-    "Tahir, Deep ConvNets for COVID-19 Recognition from Chest X-Rays (M.Sc. thesis, Qatar University, "
-    "2021): the segmentation-driven infection detector",
-    "models/infection_detector.md",
-)
-
 from cxrzoo.models.infection_detector import (
     specs,  # noqa: F401
     training,  # noqa: F401
 )
-from cxrzoo.models.infection_detector.classifiers import (  # noqa: E402
+from cxrzoo.models.infection_detector.classifiers import (
     build_cxr_classifier,
     build_infection_detector_models,
     build_squeezenet,
 )
-from cxrzoo.models.infection_detector.detector import (  # noqa: E402
+from cxrzoo.models.infection_detector.detector import (
     COVID_FAMILY_LABELS,
     TAHIR_LABELS,
     InfectionDetector,
@@ -44,13 +35,21 @@ from cxrzoo.models.infection_detector.detector import (  # noqa: E402
     remove_small_regions,
     split_lungs,
 )
-from cxrzoo.models.infection_detector.preprocessing import classifier_recipe, segmentation_recipe  # noqa: E402
-from cxrzoo.models.infection_detector.segmentation import (  # noqa: E402
+from cxrzoo.models.infection_detector.preprocessing import classifier_recipe, segmentation_recipe
+from cxrzoo.models.infection_detector.segmentation import (
     DECODERS,
     build_fpn,
     build_segmentation_model,
     build_unet,
     build_unet_plus_plus,
+)
+
+PAPER = register_paper(
+    "infection_detector",
+    "Infection detector",
+    "Tahir, Deep ConvNets for COVID-19 Recognition from Chest X-Rays (M.Sc. thesis, Qatar University, "
+    "2021): the segmentation-driven infection detector",
+    "models/infection_detector.md",
 )
 
 __all__ = [

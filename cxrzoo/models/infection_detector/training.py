@@ -1,4 +1,5 @@
-"""How the segmentation-driven infection detector trained its models: augmentation presets and training recipes, as data.
+"""How the segmentation-driven infection detector trained its models: augmentation presets and training
+recipes, as data.
 
 Each value says where it comes from (``source``) and what the paper leaves open (``unstated``); docs/training.md and
 docs/data.md list them all.

@@ -12,19 +12,11 @@ Model card: docs/models/screening_baselines.md.
 """
 
 from cxrzoo.catalog import register_paper
-
-register_paper(
-    "screening",
-    "Screening baselines",
-    "Loconte & Colavito, Screening X-ray images for COVID-19 infections",
-    "models/screening_baselines.md",
-)
-
 from cxrzoo.models.screening import (
     specs,  # noqa: F401
     training,  # noqa: F401
 )
-from cxrzoo.models.screening.baselines import (  # noqa: E402
+from cxrzoo.models.screening.baselines import (
     AUX_LOSS_WEIGHT,
     build_alexnet,
     build_densenet121,
@@ -33,7 +25,14 @@ from cxrzoo.models.screening.baselines import (  # noqa: E402
     build_vgg16,
     without_aux_classifier,
 )
-from cxrzoo.models.screening.preprocessing import screening_recipe  # noqa: E402
+from cxrzoo.models.screening.preprocessing import screening_recipe
+
+PAPER = register_paper(
+    "screening",
+    "Screening baselines",
+    "Loconte & Colavito, Screening X-ray images for COVID-19 infections",
+    "models/screening_baselines.md",
+)
 
 __all__ = [
     "AUX_LOSS_WEIGHT",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from cxrzoo.spec import InputSpec, ModelSpec, OutputSpec, register_spec
 
-# name: (input size, CAM layer, parameters (Keras' count_params) at the paper's configuration: 1 gray channel, one logit)
+# name: (input size, CAM layer, parameters (Keras' count_params) at the paper's configuration: 1 gray channel,
+# one logit)
 _ARCHS = {
     "alexnet": (224, "conv5", 56_992_449),
     "vgg16": (224, "block5_conv3", 134_263_489),
