@@ -8,7 +8,7 @@ image unchanged. Both cases of an image share its group id, the stand-in for a p
 of them must not validate on the other. The numbers measure the machinery (folds, training, joining, metrics),
 not COVID-19 detection.
 
-Protocol (paper 000 §2.2, reference cxrnet.md §2, §5): the authors' preparation (``recipe("cxrnet")``), X
+Protocol (CXR-Net §2.2, docs/models/cxrnet.md): the authors' preparation (``recipe("cxrnet")``), X
 standardized with their training-set mean and std, M the lung mask; one WST (J=2, L=6) + pooled mask gives the
 members' input (``build_cxrnet_classifier``'s ``wst_features``); :func:`cxrzoo.training.cross_validate` trains a
 fresh ``build_cxrnet_member`` per fold with Module 2's recipe (Adam 0.002 AMSGrad, cross-entropy, balanced class

@@ -8,7 +8,8 @@ calls the median of ``--repeats`` timed calls is divided by the batch size.
 Baseline measured in the same run: ``keras.applications.ResNet50`` at 224×224×3, batch 1; every latency is also
 printed as a ratio to it, so numbers from different machines can be compared. Published timings:
 
-* seed 2 (Loconte & Colavito) Table V: ms per image on an Intel i5-4460 CPU (quad-core, 3.4 GHz) and a GTX 1660;
+* the screening baselines' paper (Loconte & Colavito) Table V: ms per image on an Intel i5-4460 CPU (quad-core, 3.4
+GHz) and a GTX 1660;
 * thesis (Tahir) Tables 11 and 12: ms per CXR on a GTX 1080 GPU (PyTorch) — GPU times, shown for reference only.
 
 Usage::
@@ -33,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CXRZOO_SHARED", REPO.parent / "shared"))
 
-# ms per image: (CPU, GPU) from seed 2 Table V
+# ms per image: (CPU, GPU) from the screening baselines' Table V
 SEED2_TABLE_V = {
     "alexnet": (21.5, 2.6),
     "vgg16": (171.0, 12.7),

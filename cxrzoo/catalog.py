@@ -96,7 +96,7 @@ class Catalog(Generic[T]):
 
 @dataclass(frozen=True)
 class Paper:
-    """One seed paper: its key (used by every table), the system's name, and the citation."""
+    """One paper: its key (used by every table), the system's name, and the citation."""
 
     key: str
     name: str

@@ -1,4 +1,4 @@
-"""The losses the seed papers trained with, as Keras 3 losses that serialize by name.
+"""The losses the papers trained with, as Keras 3 losses that serialize by name.
 
 | loss | paper | used for |
 |---|---|---|
@@ -43,7 +43,7 @@ __all__ = [
     "weighted_tanimoto",
 ]
 
-# CXR-Net's contour weighting (reference cxrnet.md §5): border pixels are those whose k×k neighbourhood mean lies
+# CXR-Net's contour weighting (docs/models/cxrnet.md): border pixels are those whose k×k neighbourhood mean lies
 # strictly between these bounds; they weigh 1 + BORDER_BOOST before rescaling and squaring.
 BORDER_LOW, BORDER_HIGH, BORDER_BOOST = 0.005, 0.995, 2.0
 SMOOTH = 1.0  # the authors' smoothing for the contour mode
@@ -202,7 +202,7 @@ class _GlobalBatchLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="cxrzoo")
 class WeightedTanimotoLoss(_GlobalBatchLoss):
-    """CXR-Net's weighted Tanimoto loss with complement (``weighted_tani_loss``, reference cxrnet.md §5).
+    """CXR-Net's weighted Tanimoto loss with complement (``weighted_tani_loss``, docs/models/cxrnet.md).
 
     ``loss = 1 − (T_d + T_c) / 2`` where ``T_d = (Σ w·y·p + s) / (Σ w·(y² + p² − y·p) + s)``, ``T_c`` the same on
     the complements, ``w`` the squared contour weights of :func:`contour_weights` (``weighting="contour"``, as the

@@ -1,4 +1,4 @@
-"""Evaluation metrics on NumPy arrays, as the seed papers define and report them.
+"""Evaluation metrics on NumPy arrays, as the papers define and report them.
 
 Segmentation (thesis §4.1.1, pixel level, foreground = positive): :func:`dice_score`, :func:`iou_score`,
 :func:`pixel_accuracy`, each per image (an array) or pooled over every pixel of the set (a scalar), and

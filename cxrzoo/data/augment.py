@@ -25,15 +25,17 @@ class Augmentation:
     """One augmentation scheme. Ranges follow Keras ``ImageDataGenerator`` conventions unless noted.
 
     Attributes:
-        name, paper: catalogue name and the seed paper it reproduces.
+        name, paper: catalogue name and the paper it reproduces.
         rotation: maximum angle in degrees; the angle is uniform in [-rotation, rotation].
         rotation_choices: alternatively, angles (degrees) drawn uniformly from this set (the thesis' 5, 10, 20, 25).
         shift: (height, width) fractions; the shift is uniform in ±fraction × size, in pixels.
         round_shift: round shifts to whole pixels (CXR-Net Module 2, torchvision's RandomAffine).
         shear: maximum shear angle in degrees (Keras' ``shear_range`` is in degrees).
         zoom: (low, high) range of the sampling-grid scale; values < 1 magnify (Keras' convention).
-        isotropic_zoom: one scale for both axes (seed 2, Module 2) instead of Keras' independent x and y scales.
-        forward_scale: the zoom range is a forward scale of the image (values > 1 magnify; seed 2's and Module
+        isotropic_zoom: one scale for both axes (the screening baselines, CXR-Net Module 2) instead of Keras'
+        independent x and y scales.
+        forward_scale: the zoom range is a forward scale of the image (values > 1 magnify; the screening baselines' and
+        Module
             2's "scale") rather than Keras' sampling-grid zoom; the grid then uses the reciprocal.
         aspect: fixed aspect factor a: x scale × sqrt(a), y scale / sqrt(a) (CXR-Net Module 2's 1.1).
         transform_probability: probability that the rotation/shift/shear/zoom transform is applied at all.

@@ -1,9 +1,8 @@
 """Backbones of the thesis' segmentation and classification models, graph-exact to the PyTorch ones it used.
 
 Reference:
-    Tahir, "Deep ConvNets for COVID-19 Recognition from Chest X-Rays" (M.Sc. thesis, Qatar University, 2021; seed
-    paper 003), §3.2.2-3.2.3: U-Net, U-Net++ and FPN over ResNet18, ResNet50, DenseNet121, DenseNet161 and
-    InceptionV4 encoders, trained with PyTorch ``segmentation_models_pytorch`` (SMP). He et al. 2016 (ResNet), Huang
+    Tahir, "Deep ConvNets for COVID-19 Recognition from Chest X-Rays" (M.Sc. thesis, Qatar University, 2021),
+    §3.2.2-3.2.3: U-Net, U-Net++ and FPN over ResNet18, ResNet50, DenseNet121, DenseNet161 and InceptionV4 encoders, trained with PyTorch ``segmentation_models_pytorch`` (SMP). He et al. 2016 (ResNet), Huang
     et al. 2017 (DenseNet), Szegedy et al. 2017 (Inception-v4).
 
 Every encoder returns SMP's five feature maps, at strides 2, 4, 8, 16 and 32, taken exactly where SMP takes them:
@@ -423,7 +422,7 @@ def build_backbone_classifier(
 ):
     """``backbone`` (torchvision / Cadene graph) → :func:`classifier_top`, as a model; ``weights`` None or a path.
 
-    The body of :func:`cxrzoo.build_cxr_classifier` and of seed 2's ResNet50 / DenseNet121; ``arch`` is the
+    The body of :func:`cxrzoo.build_cxr_classifier` and of the screening baselines' ResNet50 / DenseNet121; ``arch`` is the
     registry name their weights are checked against.
     """
     inputs = make_input(input_tensor, input_shape)

@@ -1,7 +1,7 @@
 """The 2-D wavelet scattering transform (WST) as a serializable Keras 3 layer.
 
 CXR-Net Module 2 starts with a fixed (non-learned) scattering transform of the CXR with J=2 scales and L=6
-orientations (seed paper 000, §2.2.3; Mallat, "Group invariant scattering"; Bruna & Mallat, "Invariant scattering
+orientations (§2.2.3; Mallat, "Group invariant scattering"; Bruna & Mallat, "Invariant scattering
 convolution networks"). The authors ran ``kymatio.keras.Scattering2D``; :class:`Scattering2D` here computes the
 same coefficients, in the same channel order, with TensorFlow ops only, so a model holding it saves to ``.keras``
 with ``safe_mode=True`` and exports as a SavedModel. The Morlet filter bank is derived at build time from

@@ -1,4 +1,4 @@
-"""Geometric operations: resizing with OpenCV's semantics, and the crops seed paper 2 used."""
+"""Geometric operations: resizing with OpenCV's semantics, and the crops the screening baselines' paper used."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def resize(img, size, method: str = "bilinear"):
             results are rounded and saturated the way OpenCV does; the dtype is kept.
         size: ``(height, width)`` (note: OpenCV's ``dsize`` is ``(width, height)``), or one int for a square.
         method: one of :data:`RESIZE_METHODS`: "bilinear" (the CXR-Net authors' ``cv2.resize`` default),
-            "bicubic" (OpenCV's a = -0.75 kernel; COVID-CXNet, seed 2), "nearest" (label masks), "nearest_exact",
+            "bicubic" (OpenCV's a = -0.75 kernel; COVID-CXNet, the screening baselines), "nearest" (label masks),
+            "nearest_exact",
             "area" (antialiased downsizing) or "lanczos". Bilinear and bicubic do not antialias, like OpenCV.
 
     Example::
@@ -69,7 +70,8 @@ def resize(img, size, method: str = "bilinear"):
 
 
 def crop_top(img, fraction: float = 0.08):
-    """Drop the top ``int(H * fraction)`` rows (seed paper 2 and COVID-Net CXR-2 crop 8% to remove text labels).
+    """Drop the top ``int(H * fraction)`` rows (the screening baselines' paper and COVID-Net CXR-2 crop 8% to remove
+    text labels).
 
     Returns a view for NumPy input. Works on ``(H, W)`` and ``(H, W, C)`` arrays or tensors of any dtype.
     """
@@ -90,7 +92,8 @@ def center_crop(img, fraction_or_size="square"):
     """Crop the centre of an image.
 
     Args:
-        fraction_or_size: "square" (the largest centred square, side ``min(H, W)``: seed paper 2's centre crop, as
+        fraction_or_size: "square" (the largest centred square, side ``min(H, W)``: the screening baselines' centre
+        crop, as
             in COVID-Net's ``central_crop``); a float in (0, 1] (keep that fraction of each side, like
             ``tf.image.central_crop``); an int (a square of that side); or ``(height, width)``. Offsets are
             ``(H - h) // 2`` and ``(W - w) // 2``.

@@ -61,7 +61,8 @@ def equalization_lut(img: np.ndarray) -> np.ndarray:
 def equalize_hist(img):
     """Global histogram equalization, bit-identical to ``cv2.equalizeHist``.
 
-    CXR-Net's preparation ends with it, and seed paper 2 optionally applies it. Input and output: a 2-D uint8
+    CXR-Net's preparation ends with it, and the screening baselines' paper optionally applies it. Input and output: a
+    2-D uint8
     NumPy array or tensor.
 
     Example::

@@ -1,8 +1,8 @@
 """COVID-CXNet's lung ROI extraction: U-Net lung map → dilation → bounding-box crop (→ resize).
 
-Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §3.2 "Segmentation procedure" and Fig. 4
+Reference: Haghanifar et al., COVID-CXNet, §3.2 "Segmentation procedure" and Fig. 4
 (AHE → U-Net → dilation → crop & resize). The details below are those of the authors' notebooks
-(reference covid_cxnet_xnet.md §1.3 step 3), which the paper does not spell out:
+(docs/models/covid_cxnet.md), which the paper does not spell out:
 
 1. local histogram equalization with a disk of radius 40 on the 8-bit 320×320 image;
 2. the U-Net sees those **unscaled 0..255 values** and returns a sigmoid map, which is **not thresholded**;
@@ -94,7 +94,7 @@ def crop_to_lungs(
 ):
     """Crops ``img`` to the dilated lung region of ``mask``, as COVID-CXNet's ROI-extraction block does.
 
-    Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §3.2 and Fig. 4; the authors' ``do_segmentation``.
+    Reference: Haghanifar et al., COVID-CXNet, §3.2 and Fig. 4; the authors' ``do_segmentation``.
 
     Args:
         img: (H, W) or (H, W, C) NumPy image (any dtype; it is sliced, not converted).

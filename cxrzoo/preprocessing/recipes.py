@@ -90,7 +90,7 @@ class Recipe:
 
     Attributes:
         name: the catalogue name.
-        paper: the seed paper it reproduces.
+        paper: the paper it reproduces.
         output_shape: ``(H, W, C)`` of the prepared image.
         steps: the :class:`Step` s, in order (``print(recipe)`` lists them).
     """

@@ -1,7 +1,7 @@
 """``ensemble``: several trained models as parallel paths of ONE Keras model, joined by averaging activations.
 
 CXR-Net joins its six cross-validation members by averaging their masked feature maps *before* global average
-pooling and softmax (reference cxrnet.md §2.4): ``softmax(GAP(mean_k A_k))``. Because GAP is linear this equals the
+pooling and softmax (docs/models/cxrnet.md): ``softmax(GAP(mean_k A_k))``. Because GAP is linear this equals the
 softmax of the mean of the members' logits, and it differs from the mean of their probabilities (0.93871 against
 0.92052 on the authors' sample). Weights are never averaged: members trained from different initializations have
 no common coordinate system, so the ensemble keeps every member's weights.

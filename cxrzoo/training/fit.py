@@ -498,7 +498,8 @@ def fit_classifier(
     Module 2: Adam (lr 0.002, AMSGrad), categorical cross-entropy with 'balanced' class weights, batch 13,
     200 epochs, the authors' augmentation. Other papers: ``recipe="covid_cxnet"`` (label smoothing 0.1, Adam 1e-3,
     batch 16, 20 epochs), ``"covid_cxnet_multiclass"``, ``"covid_cxnet_base"``, ``"covid_xnet"`` (Adadelta),
-    ``"screening"`` (seed 2: class-weighted BCE, early stopping after 20), ``"infection_detector_classifier"``.
+    ``"screening"`` (the screening baselines: class-weighted BCE, early stopping after 20),
+    ``"infection_detector_classifier"``.
     Labels are class ids (N,) or one-hot rows; they are converted to what the model's head needs.
 
     {args}

@@ -35,7 +35,8 @@ class TrainingRecipe:
         reduce_lr: None or ``dict(factor=..., patience=...)`` (ReduceLROnPlateau).
         class_weight: "balanced" (weights ``n / (k · n_c)`` from the training labels, passed to the loss or to
             ``fit``) or None.
-        class_weight_in_loss: the loss takes the class weights itself (seed 2's weighted BCE) instead of ``fit``.
+        class_weight_in_loss: the loss takes the class weights itself (the screening baselines' weighted BCE) instead
+        of ``fit``.
         augment: the :mod:`cxrzoo.data` augmentation preset the paper used, or None.
         source: where the numbers come from; unstated: what the paper leaves open and the choice made here.
     """

@@ -58,7 +58,7 @@ def test_segmentation_metrics_reject_bad_input():
 
 # ----------------------------------------------------------------------------------------------- classification
 
-# COVID-XNet (paper 004) Table 1, fold 1: Normal 851 | 16, COVID-19 17 | 499 (rows true, columns predicted);
+# COVID-XNet Table 1, fold 1: Normal 851 | 16, COVID-19 17 | 499 (rows true, columns predicted);
 # printed: sensitivity 96.71%, specificity 98.15%, precision 96.89%, F1 96.8%, balanced accuracy 97.43%.
 XNET_FOLD1 = np.array([[851, 16], [17, 499]])
 
@@ -83,7 +83,7 @@ def test_binary_metrics_reproduce_covid_xnet_fold1():
 
 
 def test_covid_cxnet_confusion_matrix_gives_its_accuracy_and_f1():
-    # paper 001 Table 3: Normal 641 | 4, COVID-19 3 | 78 → accuracy 99.04%, F-score 0.96
+    # COVID-CXNet Table 3: Normal 641 | 4, COVID-19 3 | 78 → accuracy 99.04%, F-score 0.96
     t, p = _labels_from_cm(np.array([[641, 4], [3, 78]]))
     assert round(100 * M.accuracy(t, p), 2) == 99.04
     assert round(M.f1_score(t, p), 2) == 0.96

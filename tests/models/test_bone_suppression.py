@@ -85,7 +85,7 @@ def test_published_checkpoint_reproduces_the_authors_raw_output(shared, shared_w
     model = cxrzoo.create_model("bone_suppression", weights=TAG)
     x = _png(shared(*FIXTURE, "test.png")).astype(np.float32)[None, ..., None] / 255.0
     y = model.predict(x, verbose=0)[0, ..., 0]
-    # raw ReLU output of the port on test.png (reference covid_cxnet_xnet.md §2.2): 0 .. 1.1540, mean 0.26659
+    # raw ReLU output of the port on test.png (docs/models/covid_cxnet.md): 0 .. 1.1540, mean 0.26659
     assert y.min() == 0.0 and abs(float(y.max()) - 1.1540) < 5e-4 and abs(float(y.mean()) - 0.26659) < 5e-5
     # the author's tool: min-max to 0..255, rounded (scipy.misc.imsave / bytescale)
     out = np.floor((y - y.min()) * (255.0 / (y.max() - y.min())) + 0.5).astype(np.uint8)

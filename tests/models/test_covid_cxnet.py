@@ -1,4 +1,4 @@
-"""COVID-CXNet (paper 001): exact graphs and counts, CheXNet and U-Net loading by layer order, the published base
+"""COVID-CXNet: exact graphs and counts, CheXNet and U-Net loading by layer order, the published base
 models, training on real images, and the hierarchical classifier."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""COVID-XNet (paper 004): the stated architecture, our documented defaults, exact CAMs from its GAP → softmax
+"""COVID-XNet: the stated architecture, our documented defaults, exact CAMs from its GAP → softmax
 head, and a few training steps on real radiographs prepared with the paper's pipeline."""
 
 from __future__ import annotations

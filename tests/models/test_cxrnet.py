@@ -22,7 +22,7 @@ from cxrzoo.weights.loading import read_legacy_h5
 
 GOLDEN = np.array([0.93871009, 0.06128994])  # printed by the authors' notebooks for 002130-004-1
 GOLDEN_TOLERANCE = 1e-5
-# reference cxrnet.md §8: positive-class probability of each member alone on the sample (kymatio 0.3, TF 2.21)
+# docs/models/cxrnet.md: positive-class probability of each member alone on the sample (kymatio 0.3, TF 2.21)
 REFERENCE_MEMBERS = [0.968818, 0.947764, 0.966852, 0.881868, 0.792984, 0.964843]
 SWAPPED_ATTENTION_SCORE = 0.92811  # reference §2.6: the score with the row/column attention weights exchanged
 MEMBER_TAGS = [f"cxrnet_member.hfhs_fold{k}" for k in range(6)]

@@ -1,4 +1,4 @@
-"""Seed paper 002's baselines: torchvision-exact graphs and parameter counts, grayscale stems, the single logit and
+"""The screening baselines: torchvision-exact graphs and parameter counts, grayscale stems, the single logit and
 InceptionV3's auxiliary head."""
 
 from __future__ import annotations

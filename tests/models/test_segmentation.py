@@ -13,7 +13,7 @@ from cxrzoo.nn.backbones import ENCODER_CHANNELS, ENCODER_TAPS
 from cxrzoo.nn.blocks import count_trainable
 from cxrzoo.nn.upsampling import AlignedBilinearUpsampling2D
 
-# Exact SMP counts at 256×256×3, classes=1 (reference segmentation_detector.md §1.4): encoder, decoder, head, and
+# Exact SMP counts at 256×256×3, classes=1 (docs/models/infection_detector.md): encoder, decoder, head, and
 # the thesis' Table 11 value in millions.
 SMP_COUNTS = {
     ("unet", "resnet18"): (11_176_512, 3_151_552, 145, 14.32),

@@ -15,7 +15,7 @@ RNG = np.random.default_rng(11)
 
 
 def _beasf_transcription(img: np.ndarray, gamma: float) -> np.ndarray:
-    """BEASF written loop by loop from the prose of reference covid_cxnet_xnet.md §1.3 (an independent oracle)."""
+    """BEASF written loop by loop from the prose of docs/models/covid_cxnet.md (an independent oracle)."""
     m = int(np.mean(img, dtype=np.int32))
     h = np.histogram(img, bins=256)[0] / img.size
     lower, upper = np.zeros(256), np.zeros(256)

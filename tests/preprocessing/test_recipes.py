@@ -32,7 +32,7 @@ def cxr(shared):
 
 
 def _opencv_cxrnet(image: np.ndarray) -> np.ndarray:
-    """The authors' CXR-Net preparation written with OpenCV calls (reference cxrnet.md §3)."""
+    """The authors' CXR-Net preparation written with OpenCV calls (docs/models/cxrnet.md)."""
     f = image.astype(float)
     f = (f - f.min()) / (f.max() - f.min()) * 255
     return cv2.equalizeHist(cv2.convertScaleAbs(cv2.resize(f, (340, 300))))

@@ -102,7 +102,7 @@ def test_fit_classifier_balanced_class_weights_and_recipes():
     )
     assert result.class_weight == pytest.approx({0: 48 / 90, 1: 48 / 36, 2: 48 / 18})
     assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
-    # seed 2's weighted BCE takes the class weights inside the loss (and fit gets none)
+    # the screening baselines' weighted BCE takes the class weights inside the loss (and fit gets none)
     yb = (y > 0).astype(int)
     screened = fit_classifier(
         _dense_classifier(1, "sigmoid"), (x, yb), recipe="screening", epochs=1, augment=None, verbose=0

@@ -42,7 +42,7 @@ def _as_class_labels(y) -> np.ndarray:
 class HierarchicalClassifier:
     """COVID-CXNet's two-level classifier: level 1 normal vs pneumonia, level 2 COVID-19 vs CAP.
 
-    Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §5.3 and Table 5 (accuracy 87.21%, f-scores 0.92
+    Reference: Haghanifar et al., COVID-CXNet, §5.3 and Table 5 (accuracy 87.21%, f-scores 0.92
     for COVID-19 and 0.85 for CAP); the authors' ``hierarchical_covid_cxnet`` notebook.
 
     Both levels are binary COVID-CXNets (by default built with :func:`build_covid_cxnet`, ``classes=1``). Labels

@@ -3,9 +3,9 @@ two-level (hierarchical) classifier.
 
 Reference:
     Haghanifar, Majdabadi, Choi, Deivalakshmi, Ko, "COVID-CXNet: Detecting COVID-19 in Frontal Chest X-ray Images
-    using Deep Learning", arXiv:2006.13807 (seed paper 001). Authors' code: github.com/armiro/COVID-CXNet (MIT).
+    using Deep Learning", arXiv:2006.13807. Authors' code: github.com/armiro/COVID-CXNet (MIT).
 
-Architectures (exact definitions from the authors' notebooks and files; reference covid_cxnet_xnet.md §1)::
+Architectures (exact definitions from the authors' notebooks and files; docs/models/covid_cxnet.md)::
 
     COVID-CXNet     input (320, 320, 3) ─ DenseNet-121 (no top) ─ GAP "pooling_layer" ─ Dense(10, relu) "fc"
                     ─ Dropout(0.2) "dropout" ─ Dense(1, sigmoid) or Dense(3, softmax) "pred"
@@ -134,7 +134,7 @@ def build_covid_cxnet(
 ):
     """COVID-CXNet: DenseNet-121 (CheXNet initialization) + GAP + Dense(10, relu) + Dropout(0.2) + head.
 
-    Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §4.3, Fig. 8 and Table 6; the authors' notebooks.
+    Reference: Haghanifar et al., COVID-CXNet, §4.3, Fig. 8 and Table 6; the authors' notebooks.
 
     Args:
         weights: None or a path to weights saved from this model (a Keras 3 ``.weights.h5`` / ``.keras`` file, or
@@ -202,7 +202,7 @@ def build_covid_cxnet_base(
     """The paper's "base model": five strided convolutions, two Dense(10) and a sigmoid, as the authors' files
     define it.
 
-    Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §4.1 and Fig. 5; ``main.py`` and every base-model
+    Reference: Haghanifar et al., COVID-CXNet, §4.1 and Fig. 5; ``main.py`` and every base-model
     HDF5 of armiro/COVID-CXNet (model name ``binary_classifier``). The files differ from the paper's text: the
     first convolution is 5×5 (not 3×3) and there are two FC-10 layers before the output.
 
@@ -275,7 +275,7 @@ def build_covid_cxnet_lung_unet(
 ):
     """The U-Net lung segmenter of COVID-CXNet's ROI-extraction block.
 
-    Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §3.2 and Fig. 4; the authors' hands_on,
+    Reference: Haghanifar et al., COVID-CXNet, §3.2 and Fig. 4; the authors' hands_on,
     multiclass and unet_lung_segmentation notebooks (a Kaggle Montgomery + Shenzhen U-Net).
 
     Args:

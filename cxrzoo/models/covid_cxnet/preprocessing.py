@@ -30,7 +30,7 @@ EQUALIZE_DISK_RADIUS = 40
 def covid_cxnet_lung_mask(img, model) -> np.ndarray:
     """COVID-CXNet's lung map for an 8-bit image: local equalization (disk 40), then the U-Net on raw 0..255.
 
-    Reference: the authors' ``do_segmentation`` (reference covid_cxnet_xnet.md §1.3, steps 3a–3b).
+    Reference: the authors' ``do_segmentation`` (docs/models/covid_cxnet.md, steps 3a–3b).
 
     Args:
         img: (H, W) uint8 image at the U-Net's input size (the authors: 320×320 after a bicubic resize).

@@ -2,7 +2,7 @@
 
 Reference:
     Duran-Lopez et al., "COVID-XNet: A Custom Deep Learning System to Diagnose and Locate COVID-19 in Chest X-ray
-    Images", Applied Sciences 10(16):5683, 2020 (seed paper 004), §2.2.1: "rib shadows were suppressed from the
+    Images", Applied Sciences 10(16):5683, 2020, §2.2.1: "rib shadows were suppressed from the
     X-ray images with a pretrained autoencoder model developed by Chuong M. Huynh"
     (github.com/hmchuong/ML-BoneSuppression, MIT, "version 2" model of 2018-10-23).
 
@@ -186,7 +186,7 @@ def build_bone_suppression(
 ):
     """Bone-suppression autoencoder of hmchuong/ML-BoneSuppression, the preprocessing step of COVID-XNet.
 
-    Reference: Duran-Lopez et al., COVID-XNet (seed paper 004), §2.2.1; github.com/hmchuong/ML-BoneSuppression.
+    Reference: Duran-Lopez et al., COVID-XNet, §2.2.1; github.com/hmchuong/ML-BoneSuppression.
 
     Args:
         weights: None, ``"bone_suppression.jsrt_v2"`` (the author's TF1 checkpoint, converted on load; MIT) or a

@@ -10,7 +10,7 @@ author's tool did, and takes care of the two things that tool left to the user:
   (``scipy.misc.imsave``) min-max rescaled it to 0..255 per image and rounded half up. This function does the same,
   so its output on the author's sample equals the author's published output.
 
-How COVID-XNet itself handled polarity and image size is not stated in its paper (reference covid_cxnet_xnet.md
+How COVID-XNet itself handled polarity and image size is not stated in its paper (docs/models/covid_cxnet.md
 §3.2); the defaults here follow the autoencoder's own contract.
 """
 
@@ -52,7 +52,7 @@ def _check_numpy(img: np.ndarray) -> None:
 def suppress_bones(img, *, polarity: str = "normal", model=None, size: tuple[int, int] | None = None):
     """Suppresses rib and clavicle shadows with the published bone-suppression autoencoder.
 
-    Reference: Duran-Lopez et al., COVID-XNet (seed paper 004), §2.2.1; hmchuong/ML-BoneSuppression.
+    Reference: Duran-Lopez et al., COVID-XNet, §2.2.1; hmchuong/ML-BoneSuppression.
 
     Args:
         img: a (H, W) image or an (N, H, W) batch; uint8 (0..255) or float (0..1); a NumPy array or a

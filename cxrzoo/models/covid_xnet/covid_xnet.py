@@ -3,7 +3,7 @@
 Reference:
     Duran-Lopez, Dominguez-Morales, Corral-Jaime, Vicente-Diaz, Linares-Barranco, "COVID-XNet: A Custom Deep
     Learning System to Diagnose and Locate COVID-19 in Chest X-ray Images", Applied Sciences 10(16):5683, 2020,
-    doi:10.3390/app10165683 (seed paper 004). No code or weights of the authors are public.
+    doi:10.3390/app10165683. No code or weights of the authors are public.
 
 Architecture (§2.2.2 and Fig. 2 of the paper)::
 
@@ -82,7 +82,7 @@ def build_covid_xnet(
 ):
     """COVID-XNet: five convolutions (5×5, 5×5, 5×5, 3×3, 3×3), four 2×2 max-pools, GAP and a softmax layer.
 
-    Reference: Duran-Lopez et al., COVID-XNet (seed paper 004), §2.2.2, Fig. 2.
+    Reference: Duran-Lopez et al., COVID-XNet, §2.2.2, Fig. 2.
 
     Args:
         weights: None or a path to weights saved from this model (the authors published none).

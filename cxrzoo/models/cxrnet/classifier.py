@@ -2,8 +2,8 @@
 
 Reference:
     Gatti et al., "CXR-Net: A Multitask Deep Learning Network for Explainable and Accurate Diagnosis of COVID-19
-    Pneumonia from Chest X-ray Images" (seed paper 000), §2.2 "Module 2", §3.2; authors' code and weights:
-    github.com/dgattiwsu/CXR-Net (Apache-2.0). Facts used here: shared reference cxrnet.md §2–§4, §6.
+    Pneumonia from Chest X-ray Images", §2.2 "Module 2", §3.2; authors' code and weights:
+    github.com/dgattiwsu/CXR-Net (Apache-2.0). Facts used here: docs/models/cxrnet.md
 
 Module 2, one member (:func:`build_cxrnet_member`; input the 50-channel WST map at 75×85)::
 
@@ -227,7 +227,7 @@ def build_cxrnet_member(
 ):
     """One CXR-Net Module 2 member: cross-attention + CONV RES blocks on a WST map, masked, GAP, softmax.
 
-    Reference: Gatti et al., CXR-Net (seed paper 000), §2.2.3 and Fig. 3; six such members, one per
+    Reference: Gatti et al., CXR-Net, §2.2.3 and Fig. 3; six such members, one per
     cross-validation fold, make the published ensemble (:func:`build_cxrnet_classifier`).
 
     Args:
@@ -446,7 +446,7 @@ def build_cxrnet_classifier(
 ):
     """CXR-Net Module 2 as the authors ran it: one WST block feeding ``members`` members, maps averaged.
 
-    Reference: Gatti et al., CXR-Net (seed paper 000), §2.2.3, Fig. 5, Table 2 (accuracy 0.789, ROC AUC 0.852 on
+    Reference: Gatti et al., CXR-Net, §2.2.3, Fig. 5, Table 2 (accuracy 0.789, ROC AUC 0.852 on
     the private HFHS test set).
 
     Args:
@@ -530,8 +530,8 @@ def build_cxrnet(
 ):
     """The end-to-end CXR-Net: Module 1 (frozen), the authors' mask and standardization, Module 2, one model.
 
-    Reference: Gatti et al., CXR-Net (seed paper 000), Fig. 5 and §2; the authors ran the steps as separate
-    scripts with files in between (reference cxrnet.md §3). In the graph here::
+    Reference: Gatti et al., CXR-Net, Fig. 5 and §2; the authors ran the steps as separate
+    scripts with files in between (docs/models/cxrnet.md). In the graph here::
 
         image (0..255) ─ /255 ─ Module 1 ─ p_lung ─┐
               ├──────────────────────── gate ──────┴─ M = gate · round(255·p_lung)/255

@@ -1,4 +1,4 @@
-"""CXR-Net's high-resolution Grad-CAM heat maps (seed paper 000, §3.2.2; reference cxrnet.md §6).
+"""CXR-Net's high-resolution Grad-CAM heat maps (§3.2.2; docs/models/cxrnet.md).
 
 Module 2 keeps its maps at 75×85 up to the last layer, whose two channels, masked and averaged over the six
 members, are globally pooled into the class logits. The authors' maps (``_HEAT_MAP_DIFF``, layer ``average``):
@@ -203,7 +203,7 @@ def _as_batch(model, images):
 def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool | str = False) -> dict[str, np.ndarray]:
     """The CXR-Net authors' positive, negative and difference heat maps at full input resolution.
 
-    Reference: Gatti et al., CXR-Net (seed paper 000), §3.2.2, Figs. 12–14; reference cxrnet.md §6.
+    Reference: Gatti et al., CXR-Net, §3.2.2, Figs. 12–14; docs/models/cxrnet.md
 
     Args:
         model: the end-to-end model of :func:`cxrzoo.build_cxrnet` (or one reloaded from ``.keras``), or the
@@ -265,7 +265,7 @@ def cxrnet_figure(image, maps, index: int = 0, *, title: str | None = None, clas
 
     Panels: the input; the positive map (opacity min(0.5, p_covid)); the negative map (opacity
     min(0.5, p_non_covid)); the difference map on a −1..1 scale (opacity min(0.5, |p_covid − p_non_covid|)),
-    jet colour map, nothing drawn outside the lung mask; scores in the titles (reference cxrnet.md §6).
+    jet colour map, nothing drawn outside the lung mask; scores in the titles (docs/models/cxrnet.md).
 
     Args:
         image: the prepared (300, 340) CXR (as given to the model).

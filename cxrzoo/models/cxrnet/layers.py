@@ -1,4 +1,4 @@
-"""The small layers of CXR-Net Module 2 and of the end-to-end CXR-Net (seed paper 000), all serializable.
+"""The small layers of CXR-Net Module 2 and of the end-to-end CXR-Net, all serializable.
 
 * :class:`SelectChannel`, :class:`Threshold`: the member's ``select_channel`` / ``threshold`` layers.
 * :class:`AxisAttention`: the authors' cross-attention, a multi-head attention that runs along one spatial axis
@@ -223,7 +223,7 @@ class LungMaskGate(keras.layers.Layer):
     Called on ``[image, p_lung]``: ``image`` the prepared 8-bit CXR (values 0..255), ``p_lung`` Module 1's lung
     probability. ``quantize`` rounds to ``levels`` steps (the authors wrote the mask as an 8-bit PNG and read it
     back, ``round(255·p) / 255``; ``levels=None`` skips it); ``gate`` is 0 where the image is below ``low`` or
-    above ``high`` (burnt-in text, collimator edges), else 1 (reference cxrnet.md §3).
+    above ``high`` (burnt-in text, collimator edges), else 1 (docs/models/cxrnet.md).
     """
 
     def __init__(self, low: float = 6.0, high: float = 225.0, levels: int | None = 255, **kwargs):

@@ -2,7 +2,7 @@
 
 Reference:
     Gatti et al., "CXR-Net: A Multitask Deep Learning Network for Explainable and Accurate Diagnosis of COVID-19
-    Pneumonia from Chest X-ray Images" (seed paper 000), Module 1; Abdallah et al., "Res-CR-Net, a residual
+    Pneumonia from Chest X-ray Images", Module 1; Abdallah et al., "Res-CR-Net, a residual
     network with a novel architecture optimized for the semantic segmentation of microscopy images" for the full
     network with convolutional-LSTM blocks. Authors' code: github.com/dgattiwsu/CXR-Net, dgattiwsu/Res-CR-Net.
 
@@ -154,7 +154,7 @@ def legacy_layer_names(conv_blocks: int = 5, branches: int = 3) -> dict[str, str
     """Map of cxrzoo layer names → the Keras 2 names in the authors' Module 1 files (``lstm_blocks=0`` only).
 
     The authors' graph is stem + ``conv_blocks - 1`` residual blocks + one extra residual block, built in order,
-    so Keras 2 numbered each layer type in block order (reference cxrnet.md §1.1).
+    so Keras 2 numbered each layer type in block order (docs/models/cxrnet.md).
     """
     if branches != 3:
         raise ValueError("the authors' files have exactly three branches per block")
@@ -203,7 +203,7 @@ def build_res_cr_net(
 ):
     """Res-CR-Net lung segmenter (CXR-Net Module 1; the full Res-CR-Net with ``lstm_blocks > 0``).
 
-    Reference: Gatti et al., CXR-Net (seed paper 000), §2 "Module 1"; Abdallah et al., Res-CR-Net.
+    Reference: Gatti et al., CXR-Net, §2 "Module 1"; Abdallah et al., Res-CR-Net.
 
     Args:
         weights: None, a tag (``"res_cr_net.v7_lungs"``: V7 lungs incl. heart, used by CXR-Net;

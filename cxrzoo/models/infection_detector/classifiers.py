@@ -30,7 +30,7 @@ def build_cxr_classifier(
 ):
     """The thesis' CXR classifiers: an ImageNet backbone whose last layer is replaced by one linear layer.
 
-    Reference: Tahir thesis (seed paper 003) §3.2.3, Tables 9, 10, 12 (scheme II: COVID-19 / non-COVID / normal on
+    Reference: Tahir thesis §3.2.3, Tables 9, 10, 12 (scheme II: COVID-19 / non-COVID / normal on
     lung-segmented CXRs; InceptionV4 best, overall sensitivity 91.95%).
 
     Args:
@@ -117,7 +117,7 @@ def build_squeezenet(
 ):
     """SqueezeNet as torchvision defines it: the thesis' smallest classifier (scheme I, COVID-19 / MERS / SARS).
 
-    Reference: Tahir thesis (seed paper 003) §3.2.3 and Table 4 (pools after the first convolution and after the
+    Reference: Tahir thesis §3.2.3 and Table 4 (pools after the first convolution and after the
     4th and 8th fire modules, i.e. SqueezeNet 1.0); Iandola et al. 2016.
 
     Args:
@@ -178,7 +178,7 @@ def build_infection_detector_models(
 ) -> dict[str, Any]:
     """The three networks of the thesis' system, ready for :class:`InfectionDetector`.
 
-    Reference: Tahir thesis (seed paper 003) §3.2, Figure 3; defaults are the best models of Tables 5, 7 and 10.
+    Reference: Tahir thesis §3.2, Figure 3; defaults are the best models of Tables 5, 7 and 10.
 
     Args:
         lung_decoder, infection_decoder: "unet", "unet_plus_plus" or "fpn".

@@ -2,9 +2,9 @@
 post-processing, detection, per-lung quantification, and the 3-class classifier with Score-CAM.
 
 Reference:
-    Tahir, "Deep ConvNets for COVID-19 Recognition from Chest X-Rays" (M.Sc. thesis, Qatar University, 2021; seed
-    paper 003), §3.2 (Figure 3), §3.2.2.2 post-processing, §3.2.2.3 detection and quantification, §3.2.3 classifiers,
-    §3.2.5 Score-CAM, Tables 5-12.
+    Tahir, "Deep ConvNets for COVID-19 Recognition from Chest X-Rays" (M.Sc. thesis, Qatar University, 2021),
+    §3.2 (Figure 3), §3.2.2.2 post-processing, §3.2.2.3 detection and quantification, §3.2.3 classifiers, §3.2.5
+    Score-CAM, Tables 5-12.
 
 The system (Figure 3)::
 
@@ -228,7 +228,7 @@ def _input_size(model, default=(256, 256)) -> tuple[int, int]:
 class InfectionDetector:
     """The thesis' COVID-19 detection, localization and quantification system on CXR images.
 
-    Reference: Tahir thesis (seed paper 003) §3.2, Figure 3 (module docstring).
+    Reference: Tahir thesis §3.2, Figure 3 (module docstring).
 
     Args:
         lung_segmenter, infection_segmenter: Keras models mapping (B, H, W, C) to (B, H, W, 1) foreground

@@ -2,10 +2,10 @@
 segmenters.
 
 Reference:
-    Tahir, "Deep ConvNets for COVID-19 Recognition from Chest X-Rays" (M.Sc. thesis, Qatar University, 2021; seed
-    paper 003), §3.2.2 and Table 11; Ronneberger et al. 2015 (U-Net), Zhou et al. 2018 (UNet++), Kirillov et al.
-    2019 (panoptic FPN decoder). The thesis trained SMP's ``Unet``, ``UnetPlusPlus`` and ``FPN`` with their default
-    decoders; those decoders are rebuilt here unit for unit (reference segmentation_detector.md §1.3).
+    Tahir, "Deep ConvNets for COVID-19 Recognition from Chest X-Rays" (M.Sc. thesis, Qatar University, 2021),
+    §3.2.2 and Table 11; Ronneberger et al. 2015 (U-Net), Zhou et al. 2018 (UNet++), Kirillov et al. 2019 (panoptic
+    FPN decoder). The thesis trained SMP's ``Unet``, ``UnetPlusPlus`` and ``FPN`` with their default
+    decoders; those decoders are rebuilt here unit for unit (docs/models/infection_detector.md).
 
 Decoders::
 
@@ -208,7 +208,7 @@ def build_unet(
 ):
     """U-Net (SMP ``Unet``) over one of the thesis' five encoders.
 
-    Reference: Tahir thesis (seed paper 003) §3.2.2, Tables 5, 7, 8, 11; Ronneberger et al. 2015.
+    Reference: Tahir thesis §3.2.2, Tables 5, 7, 8, 11; Ronneberger et al. 2015.
 
     Args:
         encoder: "resnet18", "resnet50", "densenet121", "densenet161" or "inceptionv4" (see
@@ -266,7 +266,7 @@ def build_unet_plus_plus(
 ):
     """U-Net++ (SMP ``UnetPlusPlus``) over one of the thesis' five encoders.
 
-    Reference: Tahir thesis (seed paper 003) §3.2.2, Tables 5, 7, 8, 11 (UNet++/DenseNet121: the best infection
+    Reference: Tahir thesis §3.2.2, Tables 5, 7, 8, 11 (UNet++/DenseNet121: the best infection
     segmenter, DSC 88.21%); Zhou et al. 2018.
 
     Args: as :func:`build_unet`. Node names are ``decoder_x_{depth}_{layer}`` as in SMP.
@@ -312,7 +312,7 @@ def build_fpn(
 ):
     """FPN (SMP ``FPN``) over one of the thesis' five encoders.
 
-    Reference: Tahir thesis (seed paper 003) §3.2.2, Tables 5, 7, 8, 11 (FPN/DenseNet121: the best lung
+    Reference: Tahir thesis §3.2.2, Tables 5, 7, 8, 11 (FPN/DenseNet121: the best lung
     segmenter, DSC 97.99%); Kirillov et al. 2019.
 
     Args:

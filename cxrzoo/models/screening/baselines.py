@@ -1,7 +1,7 @@
-"""The five CNNs of "Screening X-ray images for COVID-19 infections" (seed paper 002), trained from scratch.
+"""The five CNNs of "Screening X-ray images for COVID-19 infections", trained from scratch.
 
 Reference:
-    Loconte & Colavito, "Screening X-ray Images for COVID-19 Infections" (seed paper 002), §IV-V and Table V:
+    Loconte & Colavito, "Screening X-ray Images for COVID-19 Infections", §IV-V and Table V:
     AlexNet, VGG16, ResNet50, DenseNet121 and InceptionV3 in PyTorch (torchvision definitions), on grayscale
     COVIDx CXR-2 images (top 8% cropped, centre-cropped, bicubic 224×224; bilinear 299×299 for InceptionV3), one
     output trained with a class-weighted binary cross-entropy, InceptionV3 with its auxiliary classifier weighted
@@ -58,7 +58,7 @@ def build_alexnet(
 ):
     """AlexNet as torchvision defines it (5 convolutions, 3 fully connected layers with dropout).
 
-    Reference: Loconte & Colavito (seed paper 002) §IV-A, Table V (57.0 M parameters, 21.5 ms per image on an Intel
+    Reference: Loconte & Colavito §IV-A, Table V (57.0 M parameters, 21.5 ms per image on an Intel
     i5-4460 CPU); Krizhevsky et al. 2012.
 
     Args:
@@ -116,7 +116,7 @@ def build_vgg16(
 ):
     """VGG16 (configuration D, no BatchNorm) as torchvision defines it.
 
-    Reference: Loconte & Colavito (seed paper 002) §IV-B, Table V (134.3 M parameters, 171.0 ms per image on CPU);
+    Reference: Loconte & Colavito §IV-B, Table V (134.3 M parameters, 171.0 ms per image on CPU);
     Simonyan & Zisserman 2015.
 
     Args: as :func:`build_alexnet`; ``include_top=False`` returns the (B, 7, 7, 512) map after the adaptive pool.
@@ -160,7 +160,7 @@ def build_resnet50(
 ):
     """ResNet50 as torchvision defines it (no convolution biases, stride on the bottleneck's 3×3).
 
-    Reference: Loconte & Colavito (seed paper 002) §IV-C, Table V (23.5 M parameters, 95.1 ms per image on CPU);
+    Reference: Loconte & Colavito §IV-C, Table V (23.5 M parameters, 95.1 ms per image on CPU);
     He et al. 2016.
 
     Args: as :func:`build_alexnet`, plus ``pooling`` (None / "avg" / "max") when ``include_top=False``.
@@ -200,7 +200,7 @@ def build_densenet121(
 ):
     """DenseNet121 as torchvision defines it (layer names and shapes of ``keras.applications.DenseNet121``).
 
-    Reference: Loconte & Colavito (seed paper 002) §IV-D, Table V (7.0 M parameters, 84.1 ms per image on CPU);
+    Reference: Loconte & Colavito §IV-D, Table V (7.0 M parameters, 84.1 ms per image on CPU);
     Huang et al. 2017.
 
     Args: as :func:`build_resnet50`.
@@ -334,7 +334,7 @@ def build_inception_v3(
 ):
     """InceptionV3 as torchvision defines it, with its auxiliary classifier for training.
 
-    Reference: Loconte & Colavito (seed paper 002) §IV-E and §V-A (auxiliary loss weighted 0.3, 224×224 images
+    Reference: Loconte & Colavito §IV-E and §V-A (auxiliary loss weighted 0.3, 224×224 images
     upsampled bilinearly to 299×299), Table V (21.8 M parameters, 116.4 ms per image on CPU); Szegedy et al. 2016.
 
     Args:

@@ -15,7 +15,8 @@ from cxrzoo.training.recipes import (
     weighted_bce_loss,
 )
 
-# Seed 2 §V.A: scale U(0.9, 1.1), translation U(-0.1, 0.1) of each side, rotation U(-10, 10)°; torchvision-style
+# The screening baselines' paper §V.A: scale U(0.9, 1.1), translation U(-0.1, 0.1) of each side, rotation U(-10, 10)°;
+# torchvision-style
 # whole-pixel translations and zero fill (the paper states neither).
 register_augmentation(
     Augmentation(
@@ -46,7 +47,7 @@ register_training_recipe(
         class_weight="balanced",
         class_weight_in_loss=True,
         augment="screening_baselines",
-        source="Loconte & Colavito (seed 2): Adam defaults (lr 1e-4 for AlexNet and VGG16), weighted BCE with "
+        source="Loconte & Colavito: Adam defaults (lr 1e-4 for AlexNet and VGG16), weighted BCE with "
         "weights inversely proportional to the class frequencies, batch 32, at most 100 epochs, stop "
         "after 20 without val-loss improvement",
     )
