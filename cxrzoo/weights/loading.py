@@ -145,12 +145,17 @@ def read_legacy_h5(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
         if "layer_names" not in root.attrs:
             raise ValueError(f"{path} is not a Keras 2 weights file (no 'layer_names' attribute)")
         out: dict[str, list[np.ndarray]] = {}
-        for raw_name in root.attrs["layer_names"]:
-            name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-            group = root[name]
-            weight_names = [w.decode() if isinstance(w, bytes) else str(w) for w in group.attrs.get("weight_names", [])]
-            if weight_names:
-                out[name] = [np.asarray(group[w]) for w in weight_names]
+        try:
+            for raw_name in np.atleast_1d(root.attrs["layer_names"]):
+                name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+                group = root[name]
+                weight_names = [w.decode() if isinstance(w, bytes) else str(w)
+                                for w in np.atleast_1d(group.attrs.get("weight_names", []))]
+                if weight_names:
+                    out[name] = [np.asarray(group[w]) for w in weight_names]
+        except (KeyError, TypeError, AttributeError, OSError, UnicodeDecodeError) as exc:
+            # a layer or weight the file lists but does not hold, or holds as the wrong kind of object
+            raise ValueError(f"{path} is not a consistent Keras 2 weights file ({type(exc).__name__}: {exc})") from None
         return out
 
 
