@@ -124,11 +124,12 @@ def _write_heatmaps(folder: Path, stem: str, image, maps, index: int, title: str
         target = folder / f"{stem}_{key}.npy"
         _atomic_write(target, lambda tmp, k=key: np.save(tmp, maps[k][index], allow_pickle=False))
         written[key] = str(target)
-    figure = cxrnet_figure(image, maps, index, title=title)
     target = folder / f"{stem}_heatmaps.png"
     with warnings.catch_warnings():
-        # a file name in a script DejaVu Sans lacks makes Matplotlib warn per missing glyph; stderr is for errors
+        # A file name in a script DejaVu Sans lacks makes Matplotlib warn once per missing glyph wherever text is
+        # laid out (cxrnet_figure's tight_layout, then savefig); stderr is for errors and progress only.
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        figure = cxrnet_figure(image, maps, index, title=title)
         _atomic_write(target, lambda tmp: figure.savefig(tmp, format="png", bbox_inches="tight"))
     written["figure"] = str(target)
     return written
