@@ -34,7 +34,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CXRZOO_SHARED", REPO.parent / "shared"))
@@ -56,7 +56,7 @@ def load_cases(root: Path, limit: int | None, size, rng, first_id: int = 0):
         gray, lungs = x[..., 0] * 255.0, (m > 127).astype(np.float32)
         cy, cx = np.argwhere(lungs > 0)[rng.integers(0, int(lungs.sum()))]
         sigma = rng.uniform(0.06, 0.12) * 300
-        bump = rng.uniform(20, 45) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2)) * lungs
+        bump = rng.uniform(20, 45) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2)) * lungs
         for label, img in ((0, np.clip(gray + bump, 0, 255)), (1, gray)):
             standardized = ((img - CXRNET_MEAN) / CXRNET_STD).astype(np.float32)
             if size != (300, 340):
@@ -88,8 +88,10 @@ def binary_summary(y, prob, groups=None, bootstrap=0):
     pred = prob.argmax(1)
     pos = 0
     out = {"accuracy": M.accuracy(y, pred), "n": len(y)}
-    for name, fn in (("sensitivity", lambda t, p: M.sensitivity(t, p, positive=pos)),
-                     ("specificity", lambda t, p: M.specificity(t, p, positive=pos))):
+    for name, fn in (
+        ("sensitivity", lambda t, p: M.sensitivity(t, p, positive=pos)),
+        ("specificity", lambda t, p: M.specificity(t, p, positive=pos)),
+    ):
         value = fn(y, pred)
         r = M.thesis_ci(value, len(y))
         out[name] = (value, max(0.0, value - r), min(1.0, value + r))
@@ -99,8 +101,9 @@ def binary_summary(y, prob, groups=None, bootstrap=0):
     if groups is not None:
         out["auc_clustered"] = M.auc_ci(y, prob[:, pos], positive=pos, groups=groups)[1:]
     if bootstrap:
-        _, lo, hi = M.bootstrap_ci(lambda t, s: M.roc_auc(t, s, positive=pos), y, prob[:, pos],
-                                   n_resamples=bootstrap, groups=groups)
+        _, lo, hi = M.bootstrap_ci(
+            lambda t, s: M.roc_auc(t, s, positive=pos), y, prob[:, pos], n_resamples=bootstrap, groups=groups
+        )
         out["auc_bootstrap"] = (lo, hi)
     return out
 
@@ -117,8 +120,10 @@ def _line(name, s):
     if "auc_bootstrap" in s:
         lo, hi = s["auc_bootstrap"]
         extra += f"  (bootstrap over images [{lo:.3f}, {hi:.3f}])"
-    return (f"  {name:<22} n={s['n']:<4} acc {100 * s['accuracy']:5.1f}  sens {ci('sensitivity')}  "
-            f"spec {ci('specificity')}  AUC {ci('auc', 1, 3)}{extra}")
+    return (
+        f"  {name:<22} n={s['n']:<4} acc {100 * s['accuracy']:5.1f}  sens {ci('sensitivity')}  "
+        f"spec {ci('specificity')}  AUC {ci('auc', 1, 3)}{extra}"
+    )
 
 
 def main(argv=None):
@@ -150,17 +155,30 @@ def main(argv=None):
     t1 = time.perf_counter()
     features, features_t = wst_features(x, m), wst_features(xt, mt)
     t2 = time.perf_counter()
-    print(f"cases: {len(y)} for cross-validation ({len(np.unique(ids))} images), {len(yt)} held out "
-          f"({len(np.unique(ids_t))} images); prepared in {t1 - t0:.1f} s, WST features {features.shape[1:]} in "
-          f"{t2 - t1:.1f} s", flush=True)
+    print(
+        f"cases: {len(y)} for cross-validation ({len(np.unique(ids))} images), {len(yt)} held out "
+        f"({len(np.unique(ids_t))} images); prepared in {t1 - t0:.1f} s, WST features {features.shape[1:]} in "
+        f"{t2 - t1:.1f} s",
+        flush=True,
+    )
 
     keras.utils.set_random_seed(args.seed)
-    cv = cross_validate(lambda: cxrzoo.build_cxrnet_member(input_shape=features.shape[1:]), (features, y),
-                        n_splits=args.folds, groups=ids, recipe="cxrnet_module2", epochs=args.epochs,
-                        augment=None, seed=args.seed)
+    cv = cross_validate(
+        lambda: cxrzoo.build_cxrnet_member(input_shape=features.shape[1:]),
+        (features, y),
+        n_splits=args.folds,
+        groups=ids,
+        recipe="cxrnet_module2",
+        epochs=args.epochs,
+        augment=None,
+        seed=args.seed,
+    )
     t3 = time.perf_counter()
-    print(f"\n{args.folds}-fold patient-disjoint cross-validation, {args.epochs} epochs per fold "
-          f"({t3 - t2:.1f} s; {(t3 - t2) / args.folds:.1f} s per fold); validation folds:", flush=True)
+    print(
+        f"\n{args.folds}-fold patient-disjoint cross-validation, {args.epochs} epochs per fold "
+        f"({t3 - t2:.1f} s; {(t3 - t2) / args.folds:.1f} s per fold); validation folds:",
+        flush=True,
+    )
     for k, (train, val) in enumerate(cv.folds):
         assert not set(ids[train]) & set(ids[val])
         print(_line(f"fold {k} (best ep {cv.results[k].best_epoch})", binary_summary(y[val], cv.oof_predictions[val])))
@@ -169,14 +187,19 @@ def main(argv=None):
     print(f"\nheld-out test set ({len(yt)} cases), single fold models and the three ensembles:", flush=True)
     singles = [binary_summary(yt, fold.predict(features_t, verbose=0)) for fold in cv.models]
     aucs = [s["auc"][0] for s in singles]
-    print(f"  fold models alone: AUC {np.mean(aucs):.3f} mean (min {min(aucs):.3f}, max {max(aucs):.3f}), "
-          f"accuracy {100 * np.mean([s['accuracy'] for s in singles]):.1f}% mean")
+    print(
+        f"  fold models alone: AUC {np.mean(aucs):.3f} mean (min {min(aucs):.3f}, max {max(aucs):.3f}), "
+        f"accuracy {100 * np.mean([s['accuracy'] for s in singles]):.1f}% mean"
+    )
     for mode in MODES:
         t = time.perf_counter()
         joined = ensemble(cv.models, mode, name=f"ensemble_{mode}")
         prob = joined.predict(features_t, verbose=0)
-        print(_line(mode, binary_summary(yt, prob, ids_t, args.bootstrap))
-              + f"  [{joined.count_params():,} params, {time.perf_counter() - t:.1f} s]", flush=True)
+        print(
+            _line(mode, binary_summary(yt, prob, ids_t, args.bootstrap))
+            + f"  [{joined.count_params():,} params, {time.perf_counter() - t:.1f} s]",
+            flush=True,
+        )
     print(f"\ntotal {time.perf_counter() - t0:.1f} s", flush=True)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CXRZOO_SHARED", REPO.parent / "shared"))
@@ -60,6 +60,7 @@ def prepare(paths) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- cxrzoo's way
 
+
 def build_ours():
     from cxrzoo.models.cxrnet import build_cxrnet
 
@@ -78,6 +79,7 @@ def ours_model_only(model, paths):
 
 
 # ------------------------------------------------------------------------------------------- the authors' way
+
 
 def build_authors():
     """Module 1 and the kymatio ensemble as two separate Keras models, as the authors' scripts had them."""
@@ -137,11 +139,12 @@ def authors_pipeline(models, paths):
     x = ((images.astype(np.float64) - CXRNET_MEAN) / CXRNET_STD).astype(np.float32)[..., None]
     _, probabilities = ensemble([x, mask], training=False)
     for i in range(len(paths)):
-        authors_heatmap(ensemble, x[i:i + 1], mask[i:i + 1])
+        authors_heatmap(ensemble, x[i : i + 1], mask[i : i + 1])
     return probabilities.numpy()
 
 
 # ----------------------------------------------------------------------------------------------------- timing
+
 
 def _time(fn, *args, repeats: int) -> float:
     times = []
@@ -164,8 +167,10 @@ def main(argv=None) -> int:
 
     import tensorflow as tf
 
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, intra-op threads "
-          f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}")
+    print(
+        f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, intra-op threads "
+        f"{tf.config.threading.get_intra_op_parallelism_threads() or 'default'}"
+    )
     start = time.perf_counter()
     ours = build_ours()
     build_ours_s = time.perf_counter() - start
@@ -199,24 +204,32 @@ def main(argv=None) -> int:
         t_authors = _time(authors_pipeline, authors, paths, repeats=args.repeats) / batch
         rows.append((batch, t_prepare, t_model, t_modes, t_authors, first, agreement))
 
-    print("\n| batch | prepare | cxrzoo model only | pipeline + heat maps: graph | XLA Module 2 | XLA all "
-          "| authors' way | speed-up (best) | first call (graph / XLA M2 / XLA all) | max \\|Δp\\| |")
+    print(
+        "\n| batch | prepare | cxrzoo model only | pipeline + heat maps: graph | XLA Module 2 | XLA all "
+        "| authors' way | speed-up (best) | first call (graph / XLA M2 / XLA all) | max \\|Δp\\| |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for batch, t_prepare, t_model, t_modes, t_authors, first, agreement in rows:
         best = min(t_modes.values())
-        print(f"| {batch} | {t_prepare:.3f} s | {t_model:.3f} s | {t_modes[False]:.3f} s | {t_modes[True]:.3f} s "
-              f"| {t_modes['all']:.3f} s | {t_authors:.3f} s | {t_authors / best:.1f}x "
-              f"| {first[False]:.0f} s / {first[True]:.0f} s / {first['all']:.0f} s | {agreement:.1e} |")
+        print(
+            f"| {batch} | {t_prepare:.3f} s | {t_model:.3f} s | {t_modes[False]:.3f} s | {t_modes[True]:.3f} s "
+            f"| {t_modes['all']:.3f} s | {t_authors:.3f} s | {t_authors / best:.1f}x "
+            f"| {first[False]:.0f} s / {first[True]:.0f} s / {first['all']:.0f} s | {agreement:.1e} |"
+        )
     print("(seconds per image; first call: the first batch of that size, tracing/compiling included)")
-    print(f"\nconstruction with weights: cxrzoo build_cxrnet {build_ours_s:.2f} s cold, {rebuild_s:.2f} s warm; "
-          f"authors' way (Module 1 + kymatio ensemble) {build_authors_s:.2f} s")
+    print(
+        f"\nconstruction with weights: cxrzoo build_cxrnet {build_ours_s:.2f} s cold, {rebuild_s:.2f} s warm; "
+        f"authors' way (Module 1 + kymatio ensemble) {build_authors_s:.2f} s"
+    )
     batch1 = next((r for r in rows if r[0] == 1), None)
     if batch1 is not None:
         best = min(batch1[3].values())
-        verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
-        print(f"targets: batch-1 pipeline {best:.3f} s/image <= {LATENCY_TARGET} s: {verdict(best <= LATENCY_TARGET)}; "
-              f"speed-up {batch1[4] / best:.2f}x >= {SPEEDUP_TARGET}x: {verdict(batch1[4] / best >= SPEEDUP_TARGET)}; "
-              f"construction {build_ours_s:.2f} s <= {BUILD_TARGET} s: {verdict(build_ours_s <= BUILD_TARGET)}")
+        verdict = lambda ok: "met" if ok else "NOT met"
+        print(
+            f"targets: batch-1 pipeline {best:.3f} s/image <= {LATENCY_TARGET} s: {verdict(best <= LATENCY_TARGET)}; "
+            f"speed-up {batch1[4] / best:.2f}x >= {SPEEDUP_TARGET}x: {verdict(batch1[4] / best >= SPEEDUP_TARGET)}; "
+            f"construction {build_ours_s:.2f} s <= {BUILD_TARGET} s: {verdict(build_ours_s <= BUILD_TARGET)}"
+        )
     return 0
 
 

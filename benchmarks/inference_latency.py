@@ -26,7 +26,6 @@ import gc
 import os
 import sys
 import time
-
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +34,35 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CXRZOO_SHARED", REPO.parent / "shared"))
 
 # ms per image: (CPU, GPU) from seed 2 Table V
-SEED2_TABLE_V = {"alexnet": (21.5, 2.6), "vgg16": (171.0, 12.7), "resnet50": (95.1, 11.0),
-                 "densenet121": (84.1, 21.5), "inception_v3": (116.4, 18.3)}
+SEED2_TABLE_V = {
+    "alexnet": (21.5, 2.6),
+    "vgg16": (171.0, 12.7),
+    "resnet50": (95.1, 11.0),
+    "densenet121": (84.1, 21.5),
+    "inception_v3": (116.4, 18.3),
+}
 # ms per CXR on a GTX 1080 (thesis Tables 11 and 12)
 THESIS_GPU_MS = {
-    "unet_resnet18": 5.78, "unet_resnet50": 10.44, "unet_densenet121": 22.86, "unet_densenet161": 29.74,
-    "unet_inceptionv4": 26.53, "unet_plus_plus_resnet18": 8.30, "unet_plus_plus_resnet50": 19.90,
-    "unet_plus_plus_densenet121": 25.13, "unet_plus_plus_densenet161": 48.62, "unet_plus_plus_inceptionv4": 32.53,
-    "fpn_resnet18": 5.74, "fpn_resnet50": 10.34, "fpn_densenet121": 22.68, "fpn_densenet161": 29.62,
-    "fpn_inceptionv4": 26.08, "cxr_classifier_resnet18": 3.83, "cxr_classifier_resnet50": 8.49,
-    "cxr_classifier_densenet121": 20.42, "cxr_classifier_densenet161": 27.40, "cxr_classifier_inceptionv4": 23.98,
+    "unet_resnet18": 5.78,
+    "unet_resnet50": 10.44,
+    "unet_densenet121": 22.86,
+    "unet_densenet161": 29.74,
+    "unet_inceptionv4": 26.53,
+    "unet_plus_plus_resnet18": 8.30,
+    "unet_plus_plus_resnet50": 19.90,
+    "unet_plus_plus_densenet121": 25.13,
+    "unet_plus_plus_densenet161": 48.62,
+    "unet_plus_plus_inceptionv4": 32.53,
+    "fpn_resnet18": 5.74,
+    "fpn_resnet50": 10.34,
+    "fpn_densenet121": 22.68,
+    "fpn_densenet161": 29.62,
+    "fpn_inceptionv4": 26.08,
+    "cxr_classifier_resnet18": 3.83,
+    "cxr_classifier_resnet50": 8.49,
+    "cxr_classifier_densenet121": 20.42,
+    "cxr_classifier_densenet161": 27.40,
+    "cxr_classifier_inceptionv4": 23.98,
 }
 DEFAULT_SIZE = 256  # for models registered with a free spatial size
 # Inference configuration where it differs from the training default (torchvision's eval mode drops the aux head)
@@ -118,8 +136,11 @@ def main(argv=None) -> int:
                 picked.append(n)
         names = picked
     rng = np.random.default_rng(0)
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU(s) visible; "
-          f"{len(names)} models, batches {batches}, median of {repeats}", flush=True)
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPU(s) visible; "
+        f"{len(names)} models, batches {batches}, median of {repeats}",
+        flush=True,
+    )
 
     baseline = keras.applications.ResNet50(weights=None, input_shape=(224, 224, 3))
     base = time_model(baseline, 1, repeats, rng)
@@ -136,10 +157,13 @@ def main(argv=None) -> int:
             rows.append((name, info.paper, "-", None, [], f"not built: {type(exc).__name__}: {reason}"))
             continue
         per_batch = [time_model(model, b, repeats, rng) for b in batches]
-        rows.append((name, info.paper, _input_label(model), count_trainable(model), per_batch,
-                     _published(name, info.paper)))
-        print(f"  {name}: " + ", ".join(f"batch {b} {t * 1e3:.1f} ms/image" for b, t in zip(batches, per_batch)),
-              flush=True)
+        rows.append(
+            (name, info.paper, _input_label(model), count_trainable(model), per_batch, _published(name, info.paper))
+        )
+        print(
+            f"  {name}: " + ", ".join(f"batch {b} {t * 1e3:.1f} ms/image" for b, t in zip(batches, per_batch)),
+            flush=True,
+        )
         del model
         keras.backend.clear_session()
         gc.collect()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CXRZOO_SHARED", REPO.parent / "shared"))
@@ -41,9 +41,10 @@ BATCH = 16
 
 # ------------------------------------------------------------------------------------------------ baseline loops
 
+
 def _batches(prepared):
     for start in range(0, len(prepared), BATCH):
-        yield np.stack(prepared[start:start + BATCH])
+        yield np.stack(prepared[start : start + BATCH])
 
 
 def skimage_cxrnet(paths):
@@ -120,6 +121,7 @@ class Pipeline:
 
 # ---------------------------------------------------------------------------------------------------------- main
 
+
 def best_times(methods: dict, paths, repeats: int) -> dict[str, tuple[float, float]]:
     """Per method, (best wall time, CPU time of that run) in seconds. The methods take turns, repeat by repeat, so
     that a change in the machine's load does not favour whichever ran first. CPU time counts every thread of the
@@ -138,8 +140,11 @@ def best_times(methods: dict, paths, repeats: int) -> dict[str, tuple[float, flo
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="96 images (6 batches), 1 repeat: a smoke test; too few batches for representative ratios")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="96 images (6 batches), 1 repeat: a smoke test; too few batches for representative ratios",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "v7_covid_lungs" / "train" / "images")
     args = parser.parse_args(argv)
@@ -153,12 +158,16 @@ def main(argv=None) -> int:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     from cxrzoo.preprocessing import png_decoder
 
-    print(f"{len(paths)} images from {args.data}, batch {BATCH}, best of {repeats}, {os.cpu_count()} CPUs, "
-          f"load average {load:.1f} at the start; make_dataset decodes 8-bit gray PNGs with {png_decoder()}")
+    print(
+        f"{len(paths)} images from {args.data}, batch {BATCH}, best of {repeats}, {os.cpu_count()} CPUs, "
+        f"load average {load:.1f} at the start; make_dataset decodes 8-bit gray PNGs with {png_decoder()}"
+    )
     print(f"{'recipe':<12} {'method':<20} {'images/s':>9} {'speed-up':>9} {'CPU ms/image':>13}")
     ok = True
-    for name, skimage_loop, opencv_loop in [("cxrnet", skimage_cxrnet, opencv_cxrnet),
-                                            ("covid_cxnet", skimage_covid_cxnet, opencv_covid_cxnet)]:
+    for name, skimage_loop, opencv_loop in [
+        ("cxrnet", skimage_cxrnet, opencv_cxrnet),
+        ("covid_cxnet", skimage_covid_cxnet, opencv_covid_cxnet),
+    ]:
         methods = {"make_dataset": Pipeline(name), "scikit-image loop": skimage_loop, "OpenCV loop": opencv_loop}
         timed = best_times(methods, paths, repeats)
         rates = {m: len(paths) / wall for m, (wall, _) in timed.items()}

@@ -65,9 +65,11 @@ def dice_callback(x_val, y_val, log):
             self.seconds.append(time.perf_counter() - self.start)
             logits = self.model.predict(x_val, batch_size=16, verbose=0)
             self.dice.append(segmentation_scores(y_val, logits, threshold=0.0)["mean_dice"])  # logit 0 ⇔ p = 0.5
-            log(f"    epoch {epoch + 1:3d}  loss {logs['loss']:.4f}  val_loss {logs.get('val_loss', np.nan):.4f}  "
+            log(
+                f"    epoch {epoch + 1:3d}  loss {logs['loss']:.4f}  val_loss {logs.get('val_loss', np.nan):.4f}  "
                 f"val mean Dice {self.dice[-1]:.4f}  {self.seconds[-1]:.1f} s, training so far "
-                f"{sum(self.seconds) / 60:.1f} min")
+                f"{sum(self.seconds) / 60:.1f} min"
+            )
 
     return ValDice()
 
@@ -78,13 +80,16 @@ def train_one(name, builder, train, val, *, size, epochs, batch_size, lr, schedu
     from cxrzoo.training import fit_segmenter
 
     prep = recipe("tahir_segmentation", size=(size, size))
-    train_ds = make_dataset(train.images, train.masks, recipe=prep, batch_size=batch_size, shuffle=True, seed=0,
-                            cache="memory")
+    train_ds = make_dataset(
+        train.images, train.masks, recipe=prep, batch_size=batch_size, shuffle=True, seed=0, cache="memory"
+    )
     val_ds = make_dataset(val.images, val.masks, recipe=prep, batch_size=16, shuffle=False, cache="memory")
     x_val, y_val = _arrays(val_ds)
     val_dice = dice_callback(x_val, y_val, log)
-    log(f"  {name} at {size}×{size}: {len(train)} train / {len(val)} val images, batch {batch_size}, Adam {lr:g}"
-        f"{' with cosine decay' if schedule == 'cosine' else ''}")
+    log(
+        f"  {name} at {size}×{size}: {len(train)} train / {len(val)} val images, batch {batch_size}, Adam {lr:g}"
+        f"{' with cosine decay' if schedule == 'cosine' else ''}"
+    )
     # The thesis' recipe (cross-entropy, Adam) with a CPU budget: from scratch a higher rate and batch converge in
     # a few epochs; a fixed number of epochs (no early stopping / LR plateaus) so every model gets the same time.
     rate = lr
@@ -92,24 +97,46 @@ def train_one(name, builder, train, val, *, size, epochs, batch_size, lr, schedu
         import keras
 
         rate = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * math.ceil(len(train) / batch_size))
-    result = fit_segmenter(lambda: builder(input_shape=(size, size, 3)), train_ds, val_ds,
-                           recipe="infection_detector_segmentation", epochs=epochs, learning_rate=rate, metrics=[],
-                           early_stopping=None, reduce_lr=None, restore_best=False, callbacks=[val_dice], seed=0,
-                           verbose=0)
+    result = fit_segmenter(
+        lambda: builder(input_shape=(size, size, 3)),
+        train_ds,
+        val_ds,
+        recipe="infection_detector_segmentation",
+        epochs=epochs,
+        learning_rate=rate,
+        metrics=[],
+        early_stopping=None,
+        reduce_lr=None,
+        restore_best=False,
+        callbacks=[val_dice],
+        seed=0,
+        verbose=0,
+    )
     times = result.epoch_seconds
     cumulative = np.cumsum(times)
     reached = next(((i + 1, float(cumulative[i])) for i, d in enumerate(val_dice.dice) if d >= TARGET_DICE), None)
-    row = {"name": name, "size": size, "dice": val_dice.dice[-1], "best": max(val_dice.dice),
-           "epoch_s": float(np.median(times[1:] or times)), "first_epoch_s": times[0], "total_s": float(sum(times)),
-           "reached": reached, "epochs": epochs, "baseline": constant_baseline(train_ds, y_val)}
+    row = {
+        "name": name,
+        "size": size,
+        "dice": val_dice.dice[-1],
+        "best": max(val_dice.dice),
+        "epoch_s": float(np.median(times[1:] or times)),
+        "first_epoch_s": times[0],
+        "total_s": float(sum(times)),
+        "reached": reached,
+        "epochs": epochs,
+        "baseline": constant_baseline(train_ds, y_val),
+    }
     log(f"  {name} at {size}×{size}: " + _summary(row))
     return row
 
 
 def _summary(r) -> str:
     reached = "no" if r["reached"] is None else f"epoch {r['reached'][0]}, {r['reached'][1] / 60:.1f} min"
-    return (f"val mean Dice {r['dice']:.4f} (best {r['best']:.4f}), constant-mask baseline {r['baseline']:.4f}, "
-            f"{r['epoch_s']:.1f} s/epoch (first {r['first_epoch_s']:.1f}), reached {TARGET_DICE}: {reached}")
+    return (
+        f"val mean Dice {r['dice']:.4f} (best {r['best']:.4f}), constant-mask baseline {r['baseline']:.4f}, "
+        f"{r['epoch_s']:.1f} s/epoch (first {r['first_epoch_s']:.1f}), reached {TARGET_DICE}: {reached}"
+    )
 
 
 def constant_baseline(train_ds, y_val) -> float:
@@ -135,8 +162,12 @@ def main(argv=None) -> int:
     parser.add_argument("--infection-size", type=int, default=256, help="the thesis' 256×256")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--schedule", choices=["constant", "cosine"], default="cosine",
-                        help="learning rate over the run: constant, or cosine decay to 0 at the last epoch")
+    parser.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        default="cosine",
+        help="learning rate over the run: constant, or cosine decay to 0 at the last epoch",
+    )
     parser.add_argument("--only", choices=["lungs", "infection"], default=None)
     parser.add_argument("--lung-models", nargs="+", choices=["unet", "fpn"], default=["unet", "fpn"])
     args = parser.parse_args(argv)
@@ -172,29 +203,57 @@ def main(argv=None) -> int:
     if args.only in (None, "lungs"):
         log("Lung segmentation (v7_covid_lungs):")
         for size in sizes:
-            for key, name, builder in (("unet", "U-Net/ResNet18", lambda **k: build_unet(encoder="resnet18", **k)),
-                                       ("fpn", "FPN/ResNet18", lambda **k: build_fpn(encoder="resnet18", **k))):
+            for key, name, builder in (
+                ("unet", "U-Net/ResNet18", lambda **k: build_unet(encoder="resnet18", **k)),
+                ("fpn", "FPN/ResNet18", lambda **k: build_fpn(encoder="resnet18", **k)),
+            ):
                 if key not in args.lung_models:
                     continue
-                results.append(train_one(f"lungs {name}", builder, lung_train, lung_val, size=size,
-                                         epochs=lung_epochs[size], batch_size=args.batch_size, lr=args.lr,
-                                         schedule=args.schedule, log=log))
+                results.append(
+                    train_one(
+                        f"lungs {name}",
+                        builder,
+                        lung_train,
+                        lung_val,
+                        size=size,
+                        epochs=lung_epochs[size],
+                        batch_size=args.batch_size,
+                        lr=args.lr,
+                        schedule=args.schedule,
+                        log=log,
+                    )
+                )
     if args.only in (None, "infection"):
         log("Infection segmentation (covid_infection, parallel scheme: the plain CXR in):")
-        results.append(train_one("infection U-Net/ResNet18", lambda **k: build_unet(encoder="resnet18", **k),
-                                 inf_train, inf_val, size=inf_size, epochs=inf_epochs, batch_size=args.batch_size,
-                                 lr=args.lr, schedule=args.schedule, log=log))
+        results.append(
+            train_one(
+                "infection U-Net/ResNet18",
+                lambda **k: build_unet(encoder="resnet18", **k),
+                inf_train,
+                inf_val,
+                size=inf_size,
+                epochs=inf_epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                schedule=args.schedule,
+                log=log,
+            )
+        )
 
     first = results[0]["epoch_s"]
     log("")
-    log(f"| model | input | epochs | val mean Dice (last / best) | constant-mask baseline | s/epoch | ratio to "
-        f"first | reached {TARGET_DICE} |")
+    log(
+        f"| model | input | epochs | val mean Dice (last / best) | constant-mask baseline | s/epoch | ratio to "
+        f"first | reached {TARGET_DICE} |"
+    )
     log("|---|---|---|---|---|---|---|---|")
     for r in results:
         reached = "no" if r["reached"] is None else f"epoch {r['reached'][0]}, {r['reached'][1] / 60:.1f} min"
-        log(f"| {r['name']} | {r['size']}×{r['size']} | {r['epochs']} | {r['dice']:.4f} / {r['best']:.4f} | "
+        log(
+            f"| {r['name']} | {r['size']}×{r['size']} | {r['epochs']} | {r['dice']:.4f} / {r['best']:.4f} | "
             f"{r['baseline']:.4f} | {r['epoch_s']:.1f} (first {r['first_epoch_s']:.1f}) | "
-            f"{r['epoch_s'] / first:.2f} | {reached} |")
+            f"{r['epoch_s'] / first:.2f} | {reached} |"
+        )
     return 0
 
 

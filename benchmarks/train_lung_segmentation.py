@@ -34,7 +34,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CXRZOO_SHARED", REPO.parent / "shared"))
@@ -102,11 +102,24 @@ def make_reporter(x_val, y_val, label, start):
             total = time.perf_counter() - start
             # process CPU seconds: on a shared machine, CPU / 2 cores bounds the idle wall time from below
             cpu = time.process_time() - cpu_start
-            self.rows.append(dict(epoch=epoch + 1, train_s=train_s, val_s=val_s, mean=mean, pooled=pooled,
-                                  total=total, cpu=cpu, loss=float(logs["loss"])))
-            print(f"  [{label}] epoch {epoch + 1}: train {train_s:6.1f} s, val {val_s:5.1f} s, loss "
-                  f"{logs['loss']:.4f}, val Dice mean {mean:.4f} / pooled {pooled:.4f}, cumulative {total:6.1f} s "
-                  f"(process CPU {cpu:6.1f} s)", flush=True)
+            self.rows.append(
+                dict(
+                    epoch=epoch + 1,
+                    train_s=train_s,
+                    val_s=val_s,
+                    mean=mean,
+                    pooled=pooled,
+                    total=total,
+                    cpu=cpu,
+                    loss=float(logs["loss"]),
+                )
+            )
+            print(
+                f"  [{label}] epoch {epoch + 1}: train {train_s:6.1f} s, val {val_s:5.1f} s, loss "
+                f"{logs['loss']:.4f}, val Dice mean {mean:.4f} / pooled {pooled:.4f}, cumulative {total:6.1f} s "
+                f"(process CPU {cpu:6.1f} s)",
+                flush=True,
+            )
 
     return Report()
 
@@ -122,22 +135,41 @@ def part_a(train, val, args):
     steps = args.epochs * int(np.ceil(len(x) / args.batch_size))
     keras.utils.set_random_seed(args.seed)
     model = cxrzoo.build_res_cr_net(input_shape=HALF + (1,))
-    print(f"(a) Res-CR-Net from scratch at {HALF[0]}x{HALF[1]}: {len(x)} train / {len(xv)} val, "
-          f"{model.count_params():,} parameters, batch {args.batch_size}, Adam peak lr {args.lr} cosine over "
-          f"{steps} steps, {args.epochs} epochs", flush=True)
+    print(
+        f"(a) Res-CR-Net from scratch at {HALF[0]}x{HALF[1]}: {len(x)} train / {len(xv)} val, "
+        f"{model.count_params():,} parameters, batch {args.batch_size}, Adam peak lr {args.lr} cosine over "
+        f"{steps} steps, {args.epochs} epochs",
+        flush=True,
+    )
     start = time.perf_counter()
     report = make_reporter(xv, yv, "a", start)
     schedule = keras.optimizers.schedules.CosineDecay(args.lr, decay_steps=steps)
-    fit_segmenter(model, (x, y), epochs=args.epochs, batch_size=args.batch_size, learning_rate=schedule,
-                  augment=None, restore_best=False, early_stopping=None, callbacks=[report], seed=args.seed,
-                  verbose=0)
+    fit_segmenter(
+        model,
+        (x, y),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=schedule,
+        augment=None,
+        restore_best=False,
+        early_stopping=None,
+        callbacks=[report],
+        seed=args.seed,
+        verbose=0,
+    )
     rows = report.rows
     reached = next((r for r in rows if r["mean"] >= DICE_TARGET), None)
     final = rows[-1]
-    print(f"(a) final mean val Dice {final['mean']:.4f} (pooled {final['pooled']:.4f}) after {final['total']:.0f} s; "
-          + (f"reached {DICE_TARGET} at epoch {reached['epoch']} after {reached['total']:.0f} s "
-             f"({reached['total'] / BUDGET_SECONDS:.2f}x the 15-minute budget)" if reached else
-             f"did NOT reach {DICE_TARGET}"), flush=True)
+    print(
+        f"(a) final mean val Dice {final['mean']:.4f} (pooled {final['pooled']:.4f}) after {final['total']:.0f} s; "
+        + (
+            f"reached {DICE_TARGET} at epoch {reached['epoch']} after {reached['total']:.0f} s "
+            f"({reached['total'] / BUDGET_SECONDS:.2f}x the 15-minute budget)"
+            if reached
+            else f"did NOT reach {DICE_TARGET}"
+        ),
+        flush=True,
+    )
     return rows
 
 
@@ -152,21 +184,40 @@ def part_b(train, val, args):
     model = cxrzoo.build_res_cr_net(weights="res_cr_net.v7_lungs")
     t0 = time.perf_counter()
     zero_mean, zero_pooled = val_dice(model, xv, yv)
-    print(f"(b) published res_cr_net.v7_lungs at {FULL[0]}x{FULL[1]}, zero-shot: val Dice mean {zero_mean:.4f} / "
-          f"pooled {zero_pooled:.4f} ({time.perf_counter() - t0:.1f} s)", flush=True)
+    print(
+        f"(b) published res_cr_net.v7_lungs at {FULL[0]}x{FULL[1]}, zero-shot: val Dice mean {zero_mean:.4f} / "
+        f"pooled {zero_pooled:.4f} ({time.perf_counter() - t0:.1f} s)",
+        flush=True,
+    )
     frozen = set_trainable(model, False, layers=lambda path: path.endswith("_bn"))
-    print(f"(b) fine-tuning {len(x)} images, batch {args.batch_size}, Adam lr {args.finetune_lr}, "
-          f"{args.finetune_epochs} epoch(s), {len(frozen)} BatchNormalization layers frozen", flush=True)
+    print(
+        f"(b) fine-tuning {len(x)} images, batch {args.batch_size}, Adam lr {args.finetune_lr}, "
+        f"{args.finetune_epochs} epoch(s), {len(frozen)} BatchNormalization layers frozen",
+        flush=True,
+    )
     keras.utils.set_random_seed(args.seed)
     start = time.perf_counter()
     report = make_reporter(xv, yv, "b", start)
-    fit_segmenter(model, (x, y), epochs=args.finetune_epochs, batch_size=args.batch_size,
-                  learning_rate=args.finetune_lr, augment=None, restore_best=False, early_stopping=None,
-                  callbacks=[report], seed=args.seed, verbose=0)
+    fit_segmenter(
+        model,
+        (x, y),
+        epochs=args.finetune_epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.finetune_lr,
+        augment=None,
+        restore_best=False,
+        early_stopping=None,
+        callbacks=[report],
+        seed=args.seed,
+        verbose=0,
+    )
     final = report.rows[-1]
     verdict = "above" if final["mean"] > zero_mean else "NOT above"
-    print(f"(b) val Dice mean: zero-shot {zero_mean:.4f} -> fine-tuned {final['mean']:.4f} ({verdict} zero-shot); "
-          f"pooled {zero_pooled:.4f} -> {final['pooled']:.4f}", flush=True)
+    print(
+        f"(b) val Dice mean: zero-shot {zero_mean:.4f} -> fine-tuned {final['mean']:.4f} ({verdict} zero-shot); "
+        f"pooled {zero_pooled:.4f} -> {final['pooled']:.4f}",
+        flush=True,
+    )
     return zero_mean, report.rows
 
 
@@ -193,8 +244,11 @@ def main(argv=None):
     t0 = time.perf_counter()
     train = load_split(args.data / "train", limit_train)
     val = load_split(args.data / "val", limit_val)
-    print(f"data: {len(train[0])} train / {len(val[0])} val images prepared in {time.perf_counter() - t0:.1f} s "
-          f"(recipe 'cxrnet'; not counted below)", flush=True)
+    print(
+        f"data: {len(train[0])} train / {len(val[0])} val images prepared in {time.perf_counter() - t0:.1f} s "
+        f"(recipe 'cxrnet'; not counted below)",
+        flush=True,
+    )
     if args.part in ("a", "both"):
         part_a(train, val, args)
     if args.part in ("b", "both"):

@@ -12,8 +12,8 @@ import contextlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 __all__ = ["atomic_path", "atomic_write", "create_temp", "current_umask", "new_file_mode"]
 
@@ -52,8 +52,9 @@ def create_temp(path: str | os.PathLike, *, suffix: str | None = None) -> tuple[
     (``np.save``) or pick a format from it (Matplotlib) behave as with the final name.
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix,
-                                dir=path.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent
+    )
     try:
         if hasattr(os, "fchmod"):
             os.fchmod(fd, new_file_mode())

@@ -20,8 +20,17 @@ import stat
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENV_MAX_FILE_BYTES", "InputFileError", "InputTooLargeError", "MAX_FILE_BYTES", "MAX_HDF5_BYTES",
-           "check_hdf5_tree", "max_file_bytes", "open_regular_file", "read_regular_file"]
+__all__ = [
+    "ENV_MAX_FILE_BYTES",
+    "MAX_FILE_BYTES",
+    "MAX_HDF5_BYTES",
+    "InputFileError",
+    "InputTooLargeError",
+    "check_hdf5_tree",
+    "max_file_bytes",
+    "open_regular_file",
+    "read_regular_file",
+]
 
 #: Largest file read by default: 256 MiB. An uncompressed 4300 x 4300 16-bit DICOM radiograph is 37 MB; the largest
 #: published weights file in the zoo is about 1 MB (ImageNet backbones a few hundred MB are built, not read here).
@@ -37,8 +46,13 @@ MAX_HDF5_BYTES = 2 * 2**30
 #: Most objects (groups, datasets, links) an HDF5 file may hold before it is refused as unreasonable.
 MAX_HDF5_OBJECTS = 100_000
 
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 class InputFileError(ValueError):
@@ -72,8 +86,13 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def open_regular_file(path: str | os.PathLike, *, max_bytes: int | None = None,
-                      error: type[Exception] = InputFileError, too_large: type[Exception] = InputTooLargeError):
+def open_regular_file(
+    path: str | os.PathLike,
+    *,
+    max_bytes: int | None = None,
+    error: type[Exception] = InputFileError,
+    too_large: type[Exception] = InputTooLargeError,
+):
     """Opens ``path`` for binary reading if it is a regular file no larger than the cap; returns the file object.
 
     Raises ``FileNotFoundError`` (missing), ``IsADirectoryError`` (a folder), ``error`` (FIFO, socket, device) or
@@ -98,16 +117,23 @@ def open_regular_file(path: str | os.PathLike, *, max_bytes: int | None = None,
         if not stat.S_ISREG(info.st_mode):
             raise error(f"{path}: is {_kind(info.st_mode)}; cxrzoo reads regular files only")
         if info.st_size > cap:
-            raise too_large(f"{path}: the file is {info.st_size:,} bytes, over the limit of {cap:,} "
-                            f"(${ENV_MAX_FILE_BYTES} or max_bytes= raises it)")
+            raise too_large(
+                f"{path}: the file is {info.st_size:,} bytes, over the limit of {cap:,} "
+                f"(${ENV_MAX_FILE_BYTES} or max_bytes= raises it)"
+            )
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
 
 
-def read_regular_file(path: str | os.PathLike, *, max_bytes: int | None = None, error: type[Exception] = InputFileError,
-                      too_large: type[Exception] = InputTooLargeError) -> bytes:
+def read_regular_file(
+    path: str | os.PathLike,
+    *,
+    max_bytes: int | None = None,
+    error: type[Exception] = InputFileError,
+    too_large: type[Exception] = InputTooLargeError,
+) -> bytes:
     """The bytes of a regular file no larger than the cap (see :func:`open_regular_file`)."""
     cap = max_file_bytes(max_bytes)
     with open_regular_file(path, max_bytes=cap, error=error, too_large=too_large) as fh:
@@ -117,8 +143,9 @@ def read_regular_file(path: str | os.PathLike, *, max_bytes: int | None = None, 
     return data
 
 
-def check_hdf5_tree(h5file: Any, name: str, *, max_bytes: int = MAX_HDF5_BYTES,
-                    error: type[Exception] = InputFileError) -> None:
+def check_hdf5_tree(
+    h5file: Any, name: str, *, max_bytes: int = MAX_HDF5_BYTES, error: type[Exception] = InputFileError
+) -> None:
     """Refuses an open ``h5py.File`` that would read anything outside itself, or declares too much data.
 
     Every group is walked through its links (never following one): an external link, a dataset with external
@@ -141,8 +168,10 @@ def check_hdf5_tree(h5file: Any, name: str, *, max_bytes: int = MAX_HDF5_BYTES,
             child_path = group_path.rstrip("/") + "/" + key
             link = group.get(key, getlink=True)
             if isinstance(link, h5py.ExternalLink):
-                raise error(f"{name}: HDF5 object {child_path!r} is an external link to {link.filename!r}; "
-                            "files that read other files are refused")
+                raise error(
+                    f"{name}: HDF5 object {child_path!r} is an external link to {link.filename!r}; "
+                    "files that read other files are refused"
+                )
             if not isinstance(link, h5py.HardLink):
                 continue  # a soft link names an object inside this file, which the walk reaches by its hard link
             obj = group.get(key)
@@ -156,17 +185,22 @@ def check_hdf5_tree(h5file: Any, name: str, *, max_bytes: int = MAX_HDF5_BYTES,
                 stack.append((child_path, obj))
             elif isinstance(obj, h5py.Dataset):
                 if obj.is_virtual:
-                    raise error(f"{name}: HDF5 dataset {child_path!r} is a virtual dataset (it maps other files); "
-                                "refused")
+                    raise error(
+                        f"{name}: HDF5 dataset {child_path!r} is a virtual dataset (it maps other files); refused"
+                    )
                 if obj.external:
-                    files = ", ".join(repr(entry[0].decode(errors="replace") if isinstance(entry[0], bytes)
-                                           else entry[0]) for entry in obj.external)
-                    raise error(f"{name}: HDF5 dataset {child_path!r} keeps its data in external file(s) {files}; "
-                                "refused")
+                    files = ", ".join(
+                        repr(entry[0].decode(errors="replace") if isinstance(entry[0], bytes) else entry[0])
+                        for entry in obj.external
+                    )
+                    raise error(
+                        f"{name}: HDF5 dataset {child_path!r} keeps its data in external file(s) {files}; refused"
+                    )
                 total += _declared_bytes(obj)
                 if total > max_bytes:
-                    raise error(f"{name}: the HDF5 datasets declare more than {max_bytes:,} bytes "
-                                f"(at {child_path!r}); refused")
+                    raise error(
+                        f"{name}: the HDF5 datasets declare more than {max_bytes:,} bytes (at {child_path!r}); refused"
+                    )
 
 
 def _declared_bytes(dataset) -> int:

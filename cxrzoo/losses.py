@@ -23,24 +23,24 @@ loss value and its gradients those of the single-device global batch (see :func:
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import keras
 from keras import ops
 
 __all__ = [
-    "contour_weights",
-    "contour_window",
-    "tanimoto_coefficient",
-    "weighted_tanimoto",
-    "dice_coefficient",
-    "replica_sum",
-    "WeightedTanimotoLoss",
+    "DiceCoefficient",
     "DiceLoss",
-    "WeightedBinaryCrossentropy",
     "LabelSmoothingCrossentropy",
     "TanimotoCoefficient",
-    "DiceCoefficient",
+    "WeightedBinaryCrossentropy",
+    "WeightedTanimotoLoss",
+    "contour_weights",
+    "contour_window",
+    "dice_coefficient",
+    "replica_sum",
+    "tanimoto_coefficient",
+    "weighted_tanimoto",
 ]
 
 # CXR-Net's contour weighting (reference cxrnet.md §5): border pixels are those whose k×k neighbourhood mean lies
@@ -220,8 +220,15 @@ class WeightedTanimotoLoss(_GlobalBatchLoss):
 
     coefficient = staticmethod(tanimoto_coefficient)
 
-    def __init__(self, *, weighting: str | None = "contour", smooth: float = SMOOTH, window: int | None = None,
-                 name: str = "weighted_tanimoto", dtype=None):
+    def __init__(
+        self,
+        *,
+        weighting: str | None = "contour",
+        smooth: float = SMOOTH,
+        window: int | None = None,
+        name: str = "weighted_tanimoto",
+        dtype=None,
+    ):
         super().__init__(weighting=weighting, smooth=smooth, window=window, name=name, dtype=dtype)
 
 
@@ -237,8 +244,15 @@ class DiceLoss(_GlobalBatchLoss):
 
     coefficient = staticmethod(dice_coefficient)
 
-    def __init__(self, *, weighting: str | None = None, smooth: float = SMOOTH, window: int | None = None,
-                 name: str = "dice_loss", dtype=None):
+    def __init__(
+        self,
+        *,
+        weighting: str | None = None,
+        smooth: float = SMOOTH,
+        window: int | None = None,
+        name: str = "dice_loss",
+        dtype=None,
+    ):
         super().__init__(weighting=weighting, smooth=smooth, window=window, name=name, dtype=dtype)
 
 
@@ -260,8 +274,16 @@ def _class_weight_vector(class_weight) -> list[float] | None:
 class _Crossentropy(keras.losses.Loss):
     """Class-weighted, label-smoothed cross-entropy for a sigmoid (last axis 1) or a softmax (last axis C) head."""
 
-    def __init__(self, *, class_weight=None, label_smoothing: float = 0.0, from_logits: bool = False,
-                 reduction="sum_over_batch_size", name=None, dtype=None):
+    def __init__(
+        self,
+        *,
+        class_weight=None,
+        label_smoothing: float = 0.0,
+        from_logits: bool = False,
+        reduction="sum_over_batch_size",
+        name=None,
+        dtype=None,
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if not 0.0 <= float(label_smoothing) < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
@@ -298,8 +320,12 @@ class _Crossentropy(keras.losses.Loss):
         return values * weight
 
     def get_config(self):
-        return {**super().get_config(), "class_weight": self.class_weight, "label_smoothing": self.label_smoothing,
-                "from_logits": self.from_logits}
+        return {
+            **super().get_config(),
+            "class_weight": self.class_weight,
+            "label_smoothing": self.label_smoothing,
+            "from_logits": self.from_logits,
+        }
 
 
 @keras.saving.register_keras_serializable(package="cxrzoo")
@@ -314,10 +340,24 @@ class WeightedBinaryCrossentropy(_Crossentropy):
     ``reduction`` (default: mean over the batch, ``sum_over_batch_size``); ``sample_weight`` multiplies per sample.
     """
 
-    def __init__(self, class_weight=None, *, from_logits: bool = False, label_smoothing: float = 0.0,
-                 reduction="sum_over_batch_size", name: str = "weighted_binary_crossentropy", dtype=None):
-        super().__init__(class_weight=class_weight, label_smoothing=label_smoothing, from_logits=from_logits,
-                         reduction=reduction, name=name, dtype=dtype)
+    def __init__(
+        self,
+        class_weight=None,
+        *,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        reduction="sum_over_batch_size",
+        name: str = "weighted_binary_crossentropy",
+        dtype=None,
+    ):
+        super().__init__(
+            class_weight=class_weight,
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
 
     def call(self, y_true, y_pred):
         if y_pred.shape[-1] != 1:
@@ -339,24 +379,47 @@ class LabelSmoothingCrossentropy(_Crossentropy):
     ``reduction`` (default mean over the batch).
     """
 
-    def __init__(self, label_smoothing: float = 0.1, *, class_weight=None, from_logits: bool = False,
-                 reduction="sum_over_batch_size", name: str = "label_smoothing_crossentropy", dtype=None):
-        super().__init__(class_weight=class_weight, label_smoothing=label_smoothing, from_logits=from_logits,
-                         reduction=reduction, name=name, dtype=dtype)
+    def __init__(
+        self,
+        label_smoothing: float = 0.1,
+        *,
+        class_weight=None,
+        from_logits: bool = False,
+        reduction="sum_over_batch_size",
+        name: str = "label_smoothing_crossentropy",
+        dtype=None,
+    ):
+        super().__init__(
+            class_weight=class_weight,
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
 
 
 class _PooledOverlap(keras.metrics.Metric):
     """Accumulates intersection/denominator sums over every batch of an epoch (and every replica): the result is
     the coefficient of the whole evaluated set, independent of how it was batched."""
 
-    def __init__(self, *, smooth: float = SMOOTH, threshold: float | None = None, class_id: int | None = None,
-                 name=None, dtype=None):
+    def __init__(
+        self,
+        *,
+        smooth: float = SMOOTH,
+        threshold: float | None = None,
+        class_id: int | None = None,
+        name=None,
+        dtype=None,
+    ):
         super().__init__(name=name, dtype=dtype)
         self.smooth = float(smooth)
         self.threshold = None if threshold is None else float(threshold)
         self.class_id = None if class_id is None else int(class_id)
-        self.sums = [self.add_variable(shape=(), initializer="zeros", name=f"sum{i}", aggregation="sum")
-                     for i in range(self._n_sums)]
+        self.sums = [
+            self.add_variable(shape=(), initializer="zeros", name=f"sum{i}", aggregation="sum")
+            for i in range(self._n_sums)
+        ]
 
     _n_sums = 2
 
@@ -380,8 +443,7 @@ class _PooledOverlap(keras.metrics.Metric):
             var.assign(ops.zeros_like(var))
 
     def get_config(self):
-        return {**super().get_config(), "smooth": self.smooth, "threshold": self.threshold,
-                "class_id": self.class_id}
+        return {**super().get_config(), "smooth": self.smooth, "threshold": self.threshold, "class_id": self.class_id}
 
 
 @keras.saving.register_keras_serializable(package="cxrzoo")
@@ -395,8 +457,15 @@ class TanimotoCoefficient(_PooledOverlap):
 
     _n_sums = 4
 
-    def __init__(self, *, smooth: float = SMOOTH, threshold: float | None = None, class_id: int | None = None,
-                 name: str = "tanimoto", dtype=None):
+    def __init__(
+        self,
+        *,
+        smooth: float = SMOOTH,
+        threshold: float | None = None,
+        class_id: int | None = None,
+        name: str = "tanimoto",
+        dtype=None,
+    ):
         super().__init__(smooth=smooth, threshold=threshold, class_id=class_id, name=name, dtype=dtype)
 
     @staticmethod
@@ -420,8 +489,15 @@ class DiceCoefficient(_PooledOverlap):
     Res-CR-Net). With ``threshold=0.5, class_id=0`` this is the pooled pixel Dice of the lung masks.
     """
 
-    def __init__(self, *, smooth: float = SMOOTH, threshold: float | None = None, class_id: int | None = None,
-                 name: str = "dice", dtype=None):
+    def __init__(
+        self,
+        *,
+        smooth: float = SMOOTH,
+        threshold: float | None = None,
+        class_id: int | None = None,
+        name: str = "dice",
+        dtype=None,
+    ):
         super().__init__(smooth=smooth, threshold=threshold, class_id=class_id, name=name, dtype=dtype)
 
     @staticmethod
@@ -431,4 +507,3 @@ class DiceCoefficient(_PooledOverlap):
     def result(self):
         inter, total = self.sums
         return (2.0 * inter + self.smooth) / (total + self.smooth)
-

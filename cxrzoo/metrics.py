@@ -22,31 +22,32 @@ both empty, which is ``empty`` (1.0 by default: nothing to find and nothing foun
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "dice_score",
-    "iou_score",
-    "pixel_accuracy",
-    "segmentation_scores",
-    "confusion_matrix",
-    "per_class_metrics",
-    "weighted_overall",
+    "ClassificationReport",
     "accuracy",
+    "auc_ci",
+    "balanced_accuracy",
+    "bootstrap_ci",
+    "classification_report",
+    "confusion_matrix",
+    "dice_score",
+    "f1_score",
+    "iou_score",
+    "per_class_metrics",
+    "pixel_accuracy",
+    "precision",
+    "roc_auc",
+    "roc_curve",
+    "segmentation_scores",
     "sensitivity",
     "specificity",
-    "precision",
-    "f1_score",
-    "balanced_accuracy",
-    "roc_curve",
-    "roc_auc",
     "thesis_ci",
-    "bootstrap_ci",
-    "auc_ci",
-    "classification_report",
-    "ClassificationReport",
+    "weighted_overall",
 ]
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile; the thesis rounds it to 1.96
@@ -129,7 +130,7 @@ def segmentation_scores(y_true, y_pred, *, threshold: float = 0.5, empty: float 
     """Dice, IoU and pixel accuracy per image (``"dice"`` … arrays), their means (``"mean_dice"`` …) and pooled
     over all pixels (``"pooled_dice"`` …), plus ``"n_images"``."""
     tp, fp, fn, tn = _pixel_counts(y_true, y_pred, threshold)
-    out: dict = {"n_images": int(len(tp))}
+    out: dict = {"n_images": len(tp)}
     for name, num, den in (("dice", 2 * tp, 2 * tp + fp + fn), ("iou", tp, tp + fp + fn)):
         out[name] = _overlap(num, den, empty)
         out[f"mean_{name}"] = float(np.nanmean(out[name])) if np.isfinite(out[name]).any() else float("nan")
@@ -155,8 +156,9 @@ def _labels(y, n_classes: int | None = None) -> np.ndarray:
             raise ValueError("class labels must be whole numbers (or one-hot rows)")
     y = y.astype(np.int64)
     if y.size and (y.min() < 0 or (n_classes is not None and y.max() >= n_classes)):
-        raise ValueError(f"class labels must be in 0..{'C-1' if n_classes is None else n_classes - 1}, "
-                         f"found {y.min()}..{y.max()}")
+        raise ValueError(
+            f"class labels must be in 0..{'C-1' if n_classes is None else n_classes - 1}, found {y.min()}..{y.max()}"
+        )
     return y
 
 
@@ -314,8 +316,14 @@ def thesis_ci(value, n, *, z: float = 1.96):
     return float(r) if r.ndim == 0 else r
 
 
-def bootstrap_ci(metric: Callable[..., float], *arrays, n_resamples: int = 1000, level: float = 0.95,
-                 seed: int | None = 0, groups=None) -> tuple[float, float, float]:
+def bootstrap_ci(
+    metric: Callable[..., float],
+    *arrays,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int | None = 0,
+    groups=None,
+) -> tuple[float, float, float]:
     """Percentile bootstrap CI of ``metric(*arrays)``: ``(estimate, low, high)``.
 
     Cases (the first axis of every array) are resampled with replacement ``n_resamples`` times; with ``groups``
@@ -401,7 +409,7 @@ def auc_ci(y_true, y_score, *, positive: int = 1, groups=None, level: float = 0.
         a = np.bincount(codes[t], weights=v10, minlength=k) - m_i * auc
         b = np.bincount(codes[~t], weights=v01, minlength=k) - n_i * auc
         scale = k / (k - 1)
-        var = scale * ((a @ a) / m ** 2 + (b @ b) / n ** 2 + 2 * (a @ b) / (m * n))
+        var = scale * ((a @ a) / m**2 + (b @ b) / n**2 + 2 * (a @ b) / (m * n))
     half = float(norm.ppf(0.5 + level / 2) * np.sqrt(var))
     return auc, max(0.0, auc - half), min(1.0, auc + half)
 
@@ -433,9 +441,18 @@ def _probabilities(y_prob, n_labels: int) -> np.ndarray:
     return p
 
 
-def classification_report(y_true, y_prob, labels: Sequence[str], *, threshold: float | None = None,
-                          ci: str | None = "thesis", ci_n: str = "total", n_resamples: int = 1000,
-                          seed: int | None = 0, digits: int = 2) -> ClassificationReport:
+def classification_report(
+    y_true,
+    y_prob,
+    labels: Sequence[str],
+    *,
+    threshold: float | None = None,
+    ci: str | None = "thesis",
+    ci_n: str = "total",
+    n_resamples: int = 1000,
+    seed: int | None = 0,
+    digits: int = 2,
+) -> ClassificationReport:
     """Per-class and overall metrics with 95% CIs, laid out like the thesis' tables (values in %).
 
     Args:
@@ -502,10 +519,12 @@ def classification_report(y_true, y_prob, labels: Sequence[str], *, threshold: f
             _add_thesis_ci(metrics[label], n_ci)
         _add_thesis_ci(metrics["overall"], n)
     elif ci == "bootstrap":
+
         def stat(c, m):
             def f(t_, p_, pred_):
                 per_, overall_ = rows(t_, p_, pred_)
                 return overall_[m] if c is None else per_[m][c]
+
             return f
 
         for c, key in [*enumerate(labels), (None, "overall")]:
@@ -556,14 +575,22 @@ def _format_table(metrics: dict, labels: list[str], digits: int) -> str:
         return f"{text} [{100 * lo_hi[0]:.{digits}f}, {100 * lo_hi[1]:.{digits}f}]"
 
     header = ["class", "support", *(m if m != "f1" else "f1-score" for m in _REPORT_COLUMNS)]
-    body = [[key if key != "overall" else "overall (weighted)", str(metrics[key]["support"]),
-             *(cell(metrics[key], m) for m in _REPORT_COLUMNS)] for key in [*labels, "overall"]]
+    body = [
+        [
+            key if key != "overall" else "overall (weighted)",
+            str(metrics[key]["support"]),
+            *(cell(metrics[key], m) for m in _REPORT_COLUMNS),
+        ]
+        for key in [*labels, "overall"]
+    ]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in body]
     ci = metrics["ci"]
     note = "" if ci is None else f"; 95% CI {'by the thesis formula' if ci == 'thesis' else 'by bootstrap'}"
-    lines.append(f"accuracy {100 * metrics['accuracy']:.{digits}f}%, balanced accuracy "
-                 f"{100 * metrics['balanced_accuracy']:.{digits}f}%, n = {metrics['n']} (values in %, AUC as a "
-                 f"fraction{note})")
+    lines.append(
+        f"accuracy {100 * metrics['accuracy']:.{digits}f}%, balanced accuracy "
+        f"{100 * metrics['balanced_accuracy']:.{digits}f}%, n = {metrics['n']} (values in %, AUC as a "
+        f"fraction{note})"
+    )
     return "\n".join(lines)

@@ -16,8 +16,9 @@ import fnmatch
 import functools
 import importlib
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 PAPERS = {
     "cxrnet": "000 Gatti et al., CXR-Net (Res-CR-Net lung segmenter + WST/cross-attention ensemble)",
@@ -51,8 +52,16 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register(name: str, builder: Callable[..., Any], *, paper: str, task: str, cam_layer: str | None = None,
-             summary: str | None = None, **default_kwargs: Any) -> ModelInfo:
+def register(
+    name: str,
+    builder: Callable[..., Any],
+    *,
+    paper: str,
+    task: str,
+    cam_layer: str | None = None,
+    summary: str | None = None,
+    **default_kwargs: Any,
+) -> ModelInfo:
     """Registers ``builder`` (called with ``default_kwargs`` merged under the caller's) as ``name``."""
     if paper not in PAPERS:
         raise ValueError(f"unknown paper {paper!r}; expected one of {sorted(PAPERS)}")
@@ -61,8 +70,15 @@ def register(name: str, builder: Callable[..., Any], *, paper: str, task: str, c
     if name in _REGISTRY and _REGISTRY[name].builder is not builder:
         raise ValueError(f"model name {name!r} is already registered")
     doc = inspect.getdoc(builder) or ""
-    info = ModelInfo(name=name, builder=builder, paper=paper, task=task, default_kwargs=dict(default_kwargs),
-                     cam_layer=cam_layer, summary=summary or (doc.splitlines()[0] if doc else ""))
+    info = ModelInfo(
+        name=name,
+        builder=builder,
+        paper=paper,
+        task=task,
+        default_kwargs=dict(default_kwargs),
+        cam_layer=cam_layer,
+        summary=summary or (doc.splitlines()[0] if doc else ""),
+    )
     _REGISTRY[name] = info
     return info
 
@@ -82,8 +98,9 @@ def _populate() -> None:
     importlib.import_module("cxrzoo.models")
 
 
-def list_models(pattern: str = "*", *, paper: str | None = None, task: str | None = None,
-                pretrained: bool = False) -> list[str]:
+def list_models(
+    pattern: str = "*", *, paper: str | None = None, task: str | None = None, pretrained: bool = False
+) -> list[str]:
     """Registered model names matching the glob ``pattern``, optionally only one paper's, one task's, or only
     those with published weights (``pretrained=True``)."""
     _populate()

@@ -18,8 +18,17 @@ def _run(args) -> int:
     for name in list_models(args.pattern):
         info = model_info(name)
         if args.json:
-            print(json.dumps({"name": name, "paper": info.paper, "task": info.task, "weights": info.weights,
-                              "summary": info.summary}))
+            print(
+                json.dumps(
+                    {
+                        "name": name,
+                        "paper": info.paper,
+                        "task": info.task,
+                        "weights": info.weights,
+                        "summary": info.summary,
+                    }
+                )
+            )
         else:
             print(f"{name:32s} {info.paper:20s} {info.task:15s} {', '.join(info.weights) or '-'}")
     return 0

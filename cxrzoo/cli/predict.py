@@ -31,16 +31,22 @@ PROGRESS_MIN_IMAGES = 4
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("predict", help="score chest X-ray files (PNG, JPEG, DICOM) and draw heat maps",
-                            description="Score chest X-ray files with a published model; one line per image.")
+    parser = sub.add_parser(
+        "predict",
+        help="score chest X-ray files (PNG, JPEG, DICOM) and draw heat maps",
+        description="Score chest X-ray files with a published model; one line per image.",
+    )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, DICOM, ...)")
     parser.add_argument("--model", default="cxrnet", choices=MODELS, help="model (default: cxrnet)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
     parser.add_argument("--heatmaps", metavar="DIR", help="write the heat-map figure and raw maps (.npy) here")
     parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="images per batch (8)")
-    parser.add_argument("--jit", action="store_true",
-                        help="compile with XLA: about half the time per image after a one-time compilation of "
-                             "20-30 s per batch size; worth it for a few dozen images or more")
+    parser.add_argument(
+        "--jit",
+        action="store_true",
+        help="compile with XLA: about half the time per image after a one-time compilation of "
+        "20-30 s per batch size; worth it for a few dozen images or more",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -142,8 +148,11 @@ def _report(args, record: dict) -> None:
         print(f"cxrzoo: error: {record['image']}: {record['error']}", file=sys.stderr, flush=True)
     else:
         p = record["probabilities"]
-        print(f"{record['image']}\tcovid {p['covid']:.4f}\tnon_covid {p['non_covid']:.4f}\t"
-              f"lungs {record['lung_fraction']:.1%}\t{record['prediction']}", flush=True)
+        print(
+            f"{record['image']}\tcovid {p['covid']:.4f}\tnon_covid {p['non_covid']:.4f}\t"
+            f"lungs {record['lung_fraction']:.1%}\t{record['prediction']}",
+            flush=True,
+        )
 
 
 def _score_batch(model, batch, jit: bool):
@@ -170,10 +179,15 @@ def _run(args) -> int:
     model = build_model(args.model)
     names = _output_names(args.images)
     failures = 0
-    bar = tqdm(total=len(args.images), unit="image", file=sys.stderr, leave=False,
-               disable=len(args.images) < PROGRESS_MIN_IMAGES)
+    bar = tqdm(
+        total=len(args.images),
+        unit="image",
+        file=sys.stderr,
+        leave=False,
+        disable=len(args.images) < PROGRESS_MIN_IMAGES,
+    )
     for start in range(0, len(args.images), args.batch_size):
-        chunk = args.images[start:start + args.batch_size]
+        chunk = args.images[start : start + args.batch_size]
         ready, arrays = [], []
         for path in chunk:
             try:
@@ -190,15 +204,23 @@ def _run(args) -> int:
                 bar.clear()
                 if not has_lungs[i]:
                     failures += 1
-                    _report(args, {"image": path, "model": args.model,
-                                   "error": "no lung region found (empty CXR-Net lung mask); "
-                                            "is this a frontal chest X-ray?"})
+                    _report(
+                        args,
+                        {
+                            "image": path,
+                            "model": args.model,
+                            "error": "no lung region found (empty CXR-Net lung mask); is this a frontal chest X-ray?",
+                        },
+                    )
                     continue
                 p = [float(v) for v in probabilities[i]]
-                record = {"image": path, "model": args.model,
-                          "probabilities": dict(zip(CLASS_NAMES, (round(v, 6) for v in p))),
-                          "prediction": CLASS_NAMES[int(np.argmax(p))],
-                          "lung_fraction": round(float(np.mean(lungs[i] > 0.5)), 6)}
+                record = {
+                    "image": path,
+                    "model": args.model,
+                    "probabilities": dict(zip(CLASS_NAMES, (round(v, 6) for v in p))),
+                    "prediction": CLASS_NAMES[int(np.argmax(p))],
+                    "lung_fraction": round(float(np.mean(lungs[i] > 0.5)), 6),
+                }
                 if folder is not None:
                     record["heatmaps"] = _write_heatmaps(folder, names[path], batch[i], maps, i, Path(path).name)
                 _report(args, record)

@@ -29,8 +29,11 @@ def add_parser(sub) -> None:
 
     p = wsub.add_parser("verify", help="check local copies against the manifest hashes (never downloads)")
     p.add_argument("tag", nargs="*")
-    p.add_argument("--all", action="store_true",
-                   help="every tag must be present and valid (tags unobtainable by design are reported, not failed)")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every tag must be present and valid (tags unobtainable by design are reported, not failed)",
+    )
     p.add_argument("--cache-dir")
     p.set_defaults(func=_verify)
 
@@ -46,8 +49,18 @@ def _list(args) -> int:
     for tag in W.list_weights(args.arch):
         entry = W.weights_info(tag)
         if args.json:
-            print(json.dumps({"tag": tag, "arch": entry.arch, "role": entry.role, "format": entry.format,
-                              "files": [f.filename for f in entry.files], "title": entry.title}))
+            print(
+                json.dumps(
+                    {
+                        "tag": tag,
+                        "arch": entry.arch,
+                        "role": entry.role,
+                        "format": entry.format,
+                        "files": [f.filename for f in entry.files],
+                        "title": entry.title,
+                    }
+                )
+            )
         else:
             hash_kind = "sha256" if entry.hash_verified_by_sha256 else "git-blob-sha1 only"
             print(f"{tag:44s} {entry.arch:24s} {_size(entry):>10s}  {hash_kind:18s} {entry.title}")

@@ -81,7 +81,7 @@ class Augmentation:
         if self.aspect <= 0:
             raise ValueError(f"aspect must be > 0, got {self.aspect}")
 
-    def replace(self, **changes) -> "Augmentation":
+    def replace(self, **changes) -> Augmentation:
         """A copy with some fields changed, e.g. ``augmentation("covid_xnet").replace(shear=11.3)``."""
         return dataclasses.replace(self, **changes)
 
@@ -102,38 +102,95 @@ class Augmentation:
 PRESETS: dict[str, Augmentation] = {
     # CXR-Net Module 1: Keras ImageDataGenerator on images and both mask streams (reference cxrnet.md §7).
     "cxrnet_module1": Augmentation(
-        "cxrnet_module1", "cxrnet", rotation=90.0, shift=(0.1, 0.1), shear=15.0, zoom=(0.9, 1.1),
-        horizontal_flip=0.5, vertical_flip=0.5, fill_mode="reflect"),
+        "cxrnet_module1",
+        "cxrnet",
+        rotation=90.0,
+        shift=(0.1, 0.1),
+        shear=15.0,
+        zoom=(0.9, 1.1),
+        horizontal_flip=0.5,
+        vertical_flip=0.5,
+        fill_mode="reflect",
+    ),
     # CXR-Net Module 2: randomShiftScaleRotate (p 0.7) + flips, applied to X and M (reference cxrnet.md §7).
     "cxrnet_module2": Augmentation(
-        "cxrnet_module2", "cxrnet", rotation=15.0, shift=(0.1, 0.1), round_shift=True, zoom=(0.9, 1.1),
-        isotropic_zoom=True, forward_scale=True, aspect=1.1, transform_probability=0.7, horizontal_flip=0.3,
-        vertical_flip=0.2, flip_both_if_unchanged=0.2, fill_mode="mirror", center="corner"),
+        "cxrnet_module2",
+        "cxrnet",
+        rotation=15.0,
+        shift=(0.1, 0.1),
+        round_shift=True,
+        zoom=(0.9, 1.1),
+        isotropic_zoom=True,
+        forward_scale=True,
+        aspect=1.1,
+        transform_probability=0.7,
+        horizontal_flip=0.3,
+        vertical_flip=0.2,
+        flip_both_if_unchanged=0.2,
+        fill_mode="mirror",
+        center="corner",
+    ),
     # COVID-CXNet binary (hands_on notebook, reference covid_cxnet_xnet.md §1.5).
     "covid_cxnet": Augmentation(
-        "covid_cxnet", "covid_cxnet", rotation=170.0, shift=(0.2, 0.2), zoom=(0.8, 1.5), horizontal_flip=0.5,
-        vertical_flip=0.5, brightness=(0.5, 1.3), fill_mode="constant"),
+        "covid_cxnet",
+        "covid_cxnet",
+        rotation=170.0,
+        shift=(0.2, 0.2),
+        zoom=(0.8, 1.5),
+        horizontal_flip=0.5,
+        vertical_flip=0.5,
+        brightness=(0.5, 1.3),
+        fill_mode="constant",
+    ),
     # COVID-CXNet 3-class and hierarchical notebooks: the same with shifts of 0.1.
     "covid_cxnet_multiclass": Augmentation(
-        "covid_cxnet_multiclass", "covid_cxnet", rotation=170.0, shift=(0.1, 0.1), zoom=(0.8, 1.5),
-        horizontal_flip=0.5, vertical_flip=0.5, brightness=(0.5, 1.3), fill_mode="constant"),
+        "covid_cxnet_multiclass",
+        "covid_cxnet",
+        rotation=170.0,
+        shift=(0.1, 0.1),
+        zoom=(0.8, 1.5),
+        horizontal_flip=0.5,
+        vertical_flip=0.5,
+        brightness=(0.5, 1.3),
+        fill_mode="constant",
+    ),
     # COVID-CXNet base model (main.py): rotation 90 and flips, Keras' default fill.
     "covid_cxnet_base": Augmentation(
-        "covid_cxnet_base", "covid_cxnet", rotation=90.0, horizontal_flip=0.5, vertical_flip=0.5, fill_mode="nearest"),
+        "covid_cxnet_base", "covid_cxnet", rotation=90.0, horizontal_flip=0.5, vertical_flip=0.5, fill_mode="nearest"
+    ),
     # COVID-XNet §2.2.3: rotation 15°, shifts 20%, "shear 20%" (Keras shear_range=0.2, i.e. 0.2 degrees), zoom 20%,
     # horizontal flips; the fill mode is not stated (Keras' default "nearest").
     "covid_xnet": Augmentation(
-        "covid_xnet", "covid_xnet", rotation=15.0, shift=(0.2, 0.2), shear=0.2, zoom=(0.8, 1.2),
-        horizontal_flip=0.5, fill_mode="nearest"),
+        "covid_xnet",
+        "covid_xnet",
+        rotation=15.0,
+        shift=(0.2, 0.2),
+        shear=0.2,
+        zoom=(0.8, 1.2),
+        horizontal_flip=0.5,
+        fill_mode="nearest",
+    ),
     # Seed 2 §V.A: scale U(0.9, 1.1), translation U(-0.1, 0.1) of each side, rotation U(-10, 10)°; torchvision-style
     # whole-pixel translations and zero fill (the paper states neither).
     "screening_baselines": Augmentation(
-        "screening_baselines", "screening", rotation=10.0, shift=(0.1, 0.1), round_shift=True, zoom=(0.9, 1.1),
-        isotropic_zoom=True, forward_scale=True, fill_mode="constant"),
+        "screening_baselines",
+        "screening",
+        rotation=10.0,
+        shift=(0.1, 0.1),
+        round_shift=True,
+        zoom=(0.9, 1.1),
+        isotropic_zoom=True,
+        forward_scale=True,
+        fill_mode="constant",
+    ),
     # Thesis study I: rotations of 5, 10, 20 and 25 degrees (either sign here) and shifts within ±10%.
     "tahir": Augmentation(
-        "tahir", "infection_detector", rotation_choices=(-25.0, -20.0, -10.0, -5.0, 5.0, 10.0, 20.0, 25.0),
-        shift=(0.1, 0.1), fill_mode="constant"),
+        "tahir",
+        "infection_detector",
+        rotation_choices=(-25.0, -20.0, -10.0, -5.0, 5.0, 10.0, 20.0, 25.0),
+        shift=(0.1, 0.1),
+        fill_mode="constant",
+    ),
 }
 
 
@@ -152,6 +209,7 @@ def augmentation(name: str, **changes) -> Augmentation:
 
 
 # ------------------------------------------------------------------------------------------------------ sampling
+
 
 def _uniform(tf, seed, low, high):
     return tf.random.stateless_uniform((), seed, low, high, dtype=tf.float32)
@@ -233,8 +291,9 @@ def sample_transform(aug: Augmentation, height, width, seed):
     sx = tf.where(flip_x, -1.0, 1.0)
     sy = tf.where(flip_y, -1.0, 1.0)
     # A flip maps output x to input (W - 1) - x: exact, so label masks are flipped without interpolation error.
-    flips = tf.stack([[sx, zero, tf.where(flip_x, w - 1.0, 0.0)], [zero, sy, tf.where(flip_y, h - 1.0, 0.0)],
-                      [zero, zero, one]])
+    flips = tf.stack(
+        [[sx, zero, tf.where(flip_x, w - 1.0, 0.0)], [zero, sy, tf.where(flip_y, h - 1.0, 0.0)], [zero, zero, one]]
+    )
     matrix = tf.linalg.matmul(matrix, flips)
 
     factor = _uniform(tf, seeds[10], *aug.brightness) if aug.brightness else one
@@ -252,16 +311,22 @@ def _warp(tf, images, matrices, interpolation: str, aug: Augmentation):
         # let "nearest" extend beyond that.
         pad_y, pad_x = height - 1, width - 1
         batch = tf.pad(batch, [[0, 0], [pad_y, pad_y], [pad_x, pad_x], [0, 0]], mode="REFLECT")
-        offset = tf.stack([[1.0, 0.0, tf.cast(pad_x, tf.float32)], [0.0, 1.0, tf.cast(pad_y, tf.float32)],
-                           [0.0, 0.0, 1.0]])
+        offset = tf.stack(
+            [[1.0, 0.0, tf.cast(pad_x, tf.float32)], [0.0, 1.0, tf.cast(pad_y, tf.float32)], [0.0, 0.0, 1.0]]
+        )
         matrices = tf.linalg.matmul(offset[None], matrices)
         fill_mode = "NEAREST"
     else:
         fill_mode = aug.fill_mode.upper()
     flat = tf.reshape(matrices / matrices[:, 2:3, 2:3], [-1, 9])[:, :8]
     out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=batch, transforms=flat, output_shape=tf.stack([height, width]),
-        fill_value=tf.constant(aug.fill_value, tf.float32), interpolation=interpolation, fill_mode=fill_mode)
+        images=batch,
+        transforms=flat,
+        output_shape=tf.stack([height, width]),
+        fill_value=tf.constant(aug.fill_value, tf.float32),
+        interpolation=interpolation,
+        fill_mode=fill_mode,
+    )
     return tf.cast(out, dtype)
 
 
@@ -275,15 +340,18 @@ def augment_batch(aug: Augmentation, images, masks=None, *, seeds, mask_inputs=N
         raise ValueError(f"augment_batch expects (N, H, W, C) images, got shape {images.shape}")
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     matrices, factors = tf.map_fn(
-        lambda s: sample_transform(aug, height, width, s), tf.cast(seeds, tf.int64),
-        fn_output_signature=(tf.TensorSpec((3, 3), tf.float32), tf.TensorSpec((), tf.float32)))
+        lambda s: sample_transform(aug, height, width, s),
+        tf.cast(seeds, tf.int64),
+        fn_output_signature=(tf.TensorSpec((3, 3), tf.float32), tf.TensorSpec((), tf.float32)),
+    )
     images_out = _warp(tf, images, matrices, "BILINEAR", aug)
     if aug.brightness:
         factors = tf.cast(factors, images_out.dtype)[:, None, None, None]
         images_out = tf.clip_by_value(images_out * factors, 0.0, 1.0)
     masks_out = None if masks is None else _warp(tf, tf.convert_to_tensor(masks), matrices, "NEAREST", aug)
-    inputs_out = (None if mask_inputs is None
-                  else _warp(tf, tf.convert_to_tensor(mask_inputs), matrices, "BILINEAR", aug))
+    inputs_out = (
+        None if mask_inputs is None else _warp(tf, tf.convert_to_tensor(mask_inputs), matrices, "BILINEAR", aug)
+    )
     return images_out, masks_out, inputs_out
 
 
@@ -294,7 +362,8 @@ def apply_augmentation(aug: Augmentation, image, masks=None, *, seed, mask_input
     image = tf.convert_to_tensor(image)
     if image.shape.rank != 3:
         raise ValueError(f"augmentation expects an (H, W, C) image, got shape {image.shape}")
-    add = lambda t: None if t is None else tf.convert_to_tensor(t)[None]  # noqa: E731
-    out = augment_batch(aug, image[None], add(masks), seeds=tf.reshape(tf.cast(seed, tf.int64), (1, 2)),
-                        mask_inputs=add(mask_inputs))
+    add = lambda t: None if t is None else tf.convert_to_tensor(t)[None]
+    out = augment_batch(
+        aug, image[None], add(masks), seeds=tf.reshape(tf.cast(seed, tf.int64), (1, 2)), mask_inputs=add(mask_inputs)
+    )
     return tuple(None if t is None else t[0] for t in out)

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
 
 import numpy as np
 
 from cxrzoo.data.augment import Augmentation, augment_batch, augmentation
 from cxrzoo.preprocessing.io import read_image
-from cxrzoo.preprocessing.recipes import Recipe, recipe as _recipe
+from cxrzoo.preprocessing.recipes import Recipe
+from cxrzoo.preprocessing.recipes import recipe as _recipe
 
 MASK_ROLES = ("target", "input")
 
@@ -84,8 +85,9 @@ def _make_loader(images, masks, prep: Recipe | None, mask_role: str) -> Loader:
                 x = x[..., None]
             for m in mask_list:
                 if m.shape[:2] != x.shape[:2]:
-                    raise ValueError(f"example {i}: a mask of shape {m.shape} does not match its image of shape "
-                                     f"{x.shape}")
+                    raise ValueError(
+                        f"example {i}: a mask of shape {m.shape} does not match its image of shape {x.shape}"
+                    )
         m = np.stack([finish(m) for m in mask_list], axis=-1) if mask_list else None
         return x, m
 
@@ -99,13 +101,15 @@ def _aligned_empty(shape: tuple[int, ...], alignment: int = 64) -> np.ndarray:
     nbytes = int(np.prod(shape)) * 4
     raw = np.empty(nbytes + alignment, np.uint8)
     offset = -raw.ctypes.data % alignment
-    return raw[offset:offset + nbytes].view(np.float32).reshape(shape)
+    return raw[offset : offset + nbytes].view(np.float32).reshape(shape)
 
 
 def _put(batch: np.ndarray, k: int, array: np.ndarray) -> None:
     if np.shape(array) != batch.shape[1:]:
-        raise ValueError(f"examples of one batch differ in shape: {np.shape(array)} vs {batch.shape[1:]} (give a "
-                         "recipe that resizes, or images of one size)")
+        raise ValueError(
+            f"examples of one batch differ in shape: {np.shape(array)} vs {batch.shape[1:]} (give a "
+            "recipe that resizes, or images of one size)"
+        )
     batch[k] = array
 
 
@@ -162,9 +166,22 @@ def _as_label_array(values, n: int, name: str) -> np.ndarray | None:
     raise TypeError(f"{name} must be numeric (map class names to ids first), got dtype {array.dtype}")
 
 
-def make_dataset(images, masks=None, labels=None, *, recipe, augment=None, batch_size: int, shuffle: bool = True,
-                 seed: int | None = None, cache: str | None = None, drop_remainder: bool = False,
-                 sample_weights=None, mask_role: str = "target", num_parallel_calls: int | None = None):
+def make_dataset(
+    images,
+    masks=None,
+    labels=None,
+    *,
+    recipe,
+    augment=None,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int | None = None,
+    cache: str | None = None,
+    drop_remainder: bool = False,
+    sample_weights=None,
+    mask_role: str = "target",
+    num_parallel_calls: int | None = None,
+):
     """Build the input pipeline of a paper's model from files or arrays.
 
     Args:
@@ -210,8 +227,9 @@ def make_dataset(images, masks=None, labels=None, *, recipe, augment=None, batch
         if images.ndim not in (3, 4):
             raise ValueError(f"an image array must be (N, H, W) or (N, H, W, C), got shape {images.shape}")
     elif _is_path(images) or not isinstance(images, Sequence):
-        raise TypeError("images must be a sequence of paths or arrays, or an (N, H, W[, C]) array, got "
-                        f"{type(images).__name__}")
+        raise TypeError(
+            f"images must be a sequence of paths or arrays, or an (N, H, W[, C]) array, got {type(images).__name__}"
+        )
     n = len(images)
     if n == 0:
         raise ValueError("make_dataset: no images")
@@ -229,15 +247,41 @@ def make_dataset(images, masks=None, labels=None, *, recipe, augment=None, batch
         x_shape = images.shape[1:] + ((1,) if images.ndim == 3 else ())
     else:
         x_shape = None  # from the first example
-    return build_pipeline(load, n, x_shape=x_shape, has_masks=masks is not None, labels=labels,
-                          sample_weights=sample_weights, augment=augment, batch_size=batch_size, shuffle=shuffle,
-                          seed=seed, cache=cache, drop_remainder=drop_remainder, mask_role=mask_role,
-                          num_parallel_calls=num_parallel_calls)
+    return build_pipeline(
+        load,
+        n,
+        x_shape=x_shape,
+        has_masks=masks is not None,
+        labels=labels,
+        sample_weights=sample_weights,
+        augment=augment,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        cache=cache,
+        drop_remainder=drop_remainder,
+        mask_role=mask_role,
+        num_parallel_calls=num_parallel_calls,
+    )
 
 
-def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=None, sample_weights=None, augment=None,
-                   batch_size: int, shuffle: bool = True, seed: int | None = None, cache: str | None = None,
-                   drop_remainder: bool = False, mask_role: str = "target", num_parallel_calls: int | None = None):
+def build_pipeline(
+    load: Loader,
+    n: int,
+    *,
+    x_shape,
+    has_masks: bool,
+    labels=None,
+    sample_weights=None,
+    augment=None,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int | None = None,
+    cache: str | None = None,
+    drop_remainder: bool = False,
+    mask_role: str = "target",
+    num_parallel_calls: int | None = None,
+):
     """The pipeline behind :func:`make_dataset`, for any ``load(i) -> (x float32 (H, W, C), masks or None)``.
 
     Readers with their own storage (e.g. :func:`cxrzoo.data.cxrnet_h5_dataset`) use it directly. The first
@@ -327,7 +371,7 @@ def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=Non
     def _augment(batch, r):
         # Each example's transform is keyed by (a per-epoch random stream, its index): reproducible with a seed,
         # different every epoch, and independent of which batch or worker handles the example.
-        seeds = tf.stack([r[:tf.shape(batch["i"])[0]], batch["i"]], axis=1)
+        seeds = tf.stack([r[: tf.shape(batch["i"])[0]], batch["i"]], axis=1)
         masks = batch.get("m") if mask_role == "target" else None
         inputs = batch.get("m") if mask_role == "input" else None
         x, masks, inputs = augment_batch(aug, batch["x"], masks, seeds=seeds, mask_inputs=inputs)
@@ -341,8 +385,7 @@ def build_pipeline(load: Loader, n: int, *, x_shape, has_masks: bool, labels=Non
         if shuffle:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = ds.map(_load if aug is not None else _load_and_structure, num_parallel_calls=parallel,
-                    deterministic=True)
+        ds = ds.map(_load if aug is not None else _load_and_structure, num_parallel_calls=parallel, deterministic=True)
     else:
         ds = ds.batch(batch_size).map(_load, num_parallel_calls=parallel, deterministic=True).unbatch()
         ds = ds.cache("" if cache == "memory" else cache)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -48,15 +48,19 @@ class Samples:
     def __len__(self) -> int:
         return len(self.images)
 
-    def subset(self, indices) -> "Samples":
+    def subset(self, indices) -> Samples:
         """The samples at ``indices`` (e.g. one fold of :func:`cxrzoo.data.patient_kfold`)."""
         idx = np.asarray(indices, dtype=np.int64)
-        pick = lambda seq: None if seq is None else [seq[i] for i in idx]  # noqa: E731
+        pick = lambda seq: None if seq is None else [seq[i] for i in idx]
         return dataclasses.replace(
-            self, images=pick(self.images), masks=pick(self.masks), names=pick(self.names) or [],
+            self,
+            images=pick(self.images),
+            masks=pick(self.masks),
+            names=pick(self.names) or [],
             labels=None if self.labels is None else self.labels[idx],
             groups=None if self.groups is None else self.groups[idx],
-            extra={k: v[idx] for k, v in self.extra.items()})
+            extra={k: v[idx] for k, v in self.extra.items()},
+        )
 
     def dataset(self, **kwargs):
         """:func:`cxrzoo.data.make_dataset` over these samples (masks and labels included when present)."""
@@ -94,8 +98,9 @@ def _attach_masks(root: Path, images: list[Path], mask_dirs: Sequence[str]) -> l
     return masks
 
 
-def read_image_folder(root, *, images: str = "images", masks: Sequence[str] = ("lungs",),
-                      pattern: str = "*") -> Samples:
+def read_image_folder(
+    root, *, images: str = "images", masks: Sequence[str] = ("lungs",), pattern: str = "*"
+) -> Samples:
     """A folder of images with one sub-folder per mask class, masks matched by file name.
 
     ``v7_covid_lungs/train`` is ``images/`` + ``lungs/``; CXR-Net Module 1's training folders are
@@ -107,9 +112,12 @@ def read_image_folder(root, *, images: str = "images", masks: Sequence[str] = ("
     paths = _list_images(root / images, pattern)
     if not paths:
         raise FileNotFoundError(f"{root / images}: no images matching {pattern!r}")
-    return Samples(images=[str(p) for p in paths],
-                   masks=_attach_masks(root, paths, masks) if masks else None,
-                   names=[p.stem for p in paths], mask_names=list(masks) or None)
+    return Samples(
+        images=[str(p) for p in paths],
+        masks=_attach_masks(root, paths, masks) if masks else None,
+        names=[p.stem for p in paths],
+        mask_names=list(masks) or None,
+    )
 
 
 def read_class_folders(root, *, classes: Sequence[str] | None = None, pattern: str = "*") -> Samples:
@@ -126,8 +134,12 @@ def read_class_folders(root, *, classes: Sequence[str] | None = None, pattern: s
         found = _list_images(root / name, pattern)
         images += found
         labels += [label] * len(found)
-    return Samples(images=[str(p) for p in images], labels=np.asarray(labels, np.int64),
-                   names=[p.stem for p in images], class_names=classes)
+    return Samples(
+        images=[str(p) for p in images],
+        labels=np.asarray(labels, np.int64),
+        names=[p.stem for p in images],
+        class_names=classes,
+    )
 
 
 # --------------------------------------------------------------------------------------------------- COVID-QU-Ex
@@ -149,8 +161,13 @@ def _qu_ex_root(root: Path) -> Path:
     raise FileNotFoundError(f"{root}: not a COVID-QU-Ex 'Infection Segmentation Data' folder (no Train/Val/Test)")
 
 
-def read_covid_qu_ex(root, *, splits: Sequence[str] | None = None, classes: Sequence[str] = QU_EX_CLASSES,
-                     masks: Sequence[str] = ("lung", "infection")) -> Samples:
+def read_covid_qu_ex(
+    root,
+    *,
+    splits: Sequence[str] | None = None,
+    classes: Sequence[str] = QU_EX_CLASSES,
+    masks: Sequence[str] = ("lung", "infection"),
+) -> Samples:
     """The COVID-QU-Ex "Infection Segmentation Data" layout (the thesis' infection set).
 
     ``<root>/{Train,Val,Test}/{COVID-19,Non-COVID,Normal}/{images,lung masks,infection masks}/*.png``; ``root``
@@ -183,15 +200,30 @@ def read_covid_qu_ex(root, *, splits: Sequence[str] | None = None, classes: Sequ
             split_of += [split] * len(found)
     if not images:
         raise FileNotFoundError(f"{base}: no images for splits {chosen} and classes {list(classes)}")
-    return Samples(images=[str(p) for p in images], masks=mask_rows if masks else None,
-                   labels=np.asarray(labels, np.int64), names=[p.stem for p in images], class_names=list(classes),
-                   mask_names=list(masks) or None, extra={"split": np.asarray(split_of)})
+    return Samples(
+        images=[str(p) for p in images],
+        masks=mask_rows if masks else None,
+        labels=np.asarray(labels, np.int64),
+        names=[p.stem for p in images],
+        class_names=list(classes),
+        mask_names=list(masks) or None,
+        extra={"split": np.asarray(split_of)},
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------- CSV
 
-def read_csv(path, *, image: str = "path", label: str | None = "label", group: str | None = "patient_id",
-             masks: Sequence[str] = (), root=None, class_names: Sequence[str] | None = None) -> Samples:
+
+def read_csv(
+    path,
+    *,
+    image: str = "path",
+    label: str | None = "label",
+    group: str | None = "patient_id",
+    masks: Sequence[str] = (),
+    root=None,
+    class_names: Sequence[str] | None = None,
+) -> Samples:
     """A CSV index with one row per image: a path column, and optionally label, patient id and mask columns.
 
     Relative paths are resolved against ``root`` (default: the CSV's folder). Integer labels are kept; other
@@ -210,7 +242,7 @@ def read_csv(path, *, image: str = "path", label: str | None = "label", group: s
         raise ValueError(f"{path}: missing column(s) {absent}; the file has {columns}")
     if not rows:
         raise ValueError(f"{path}: no rows")
-    resolve = lambda v: str(base / v) if not os.path.isabs(v) else v  # noqa: E731
+    resolve = lambda v: str(base / v) if not os.path.isabs(v) else v
     samples = Samples(images=[resolve(r[image]) for r in rows], names=[Path(r[image]).stem for r in rows])
     if masks:
         samples.masks = [[resolve(r[m]) for m in masks] for r in rows]
@@ -288,16 +320,23 @@ def write_cxrnet_h5(path, X, M, y, w) -> None:
         raise ValueError(f"{path}: y must be numeric, got dtype {arrays['y'].dtype}")
     arrays["y"] = arrays["y"].astype(np.int64) if arrays["y"].dtype.kind in "iu" else arrays["y"]
     _check_h5_arrays(arrays, str(path))
-    with atomic_path(path, suffix=".tmp") as tmp:
-        with h5py.File(tmp, "w") as f:
-            for key in ("X", "M"):
-                f.create_dataset(key, data=arrays[key], compression="gzip", compression_opts=9, chunks=True)
-            f.create_dataset("y", data=arrays["y"])
-            f.create_dataset("w", data=np.float64(arrays["w"]))
+    with atomic_path(path, suffix=".tmp") as tmp, h5py.File(tmp, "w") as f:
+        for key in ("X", "M"):
+            f.create_dataset(key, data=arrays[key], compression="gzip", compression_opts=9, chunks=True)
+        f.create_dataset("y", data=arrays["y"])
+        f.create_dataset("w", data=np.float64(arrays["w"]))
 
 
-def cxrnet_h5_dataset(paths: Sequence, *, batch_size: int, augment=None, shuffle: bool = True,
-                      seed: int | None = None, cache: str | None = None, drop_remainder: bool = False):
+def cxrnet_h5_dataset(
+    paths: Sequence,
+    *,
+    batch_size: int,
+    augment=None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    cache: str | None = None,
+    drop_remainder: bool = False,
+):
     """CXR-Net Module 2's input pipeline over H5 files: batches of ``((X, M), y, w)``, float32.
 
     Like the authors' DataGenerator: X and M get the same transform (``augment="cxrnet_module2"`` is theirs; M is
@@ -320,6 +359,18 @@ def cxrnet_h5_dataset(paths: Sequence, *, batch_size: int, augment=None, shuffle
         return example["X"].astype(np.float32), example["M"].astype(np.float32)
 
     first = read_cxrnet_h5(paths[0])["X"]
-    return build_pipeline(load, len(paths), x_shape=first.shape, has_masks=True, labels=np.stack(labels),
-                          sample_weights=np.asarray(weights), augment=augment, batch_size=batch_size,
-                          shuffle=shuffle, seed=seed, cache=cache, drop_remainder=drop_remainder, mask_role="input")
+    return build_pipeline(
+        load,
+        len(paths),
+        x_shape=first.shape,
+        has_masks=True,
+        labels=np.stack(labels),
+        sample_weights=np.asarray(weights),
+        augment=augment,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        cache=cache,
+        drop_remainder=drop_remainder,
+        mask_role="input",
+    )

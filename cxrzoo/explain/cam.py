@@ -35,7 +35,7 @@ layer of the model itself (not inside a nested sub-model).
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -60,11 +60,15 @@ def default_cam_layer(model) -> str:
 
 def _single_io(model) -> None:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ValueError(f"CAM methods need a model with one input and one output; {model.name!r} has "
-                         f"{len(model.inputs)} inputs and {len(model.outputs)} outputs")
+        raise ValueError(
+            f"CAM methods need a model with one input and one output; {model.name!r} has "
+            f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        )
     if len(model.outputs[0].shape) != 2:
-        raise ValueError(f"CAM methods explain classifiers with (B, classes) outputs; {model.name!r} outputs "
-                         f"{tuple(model.outputs[0].shape)}")
+        raise ValueError(
+            f"CAM methods explain classifiers with (B, classes) outputs; {model.name!r} outputs "
+            f"{tuple(model.outputs[0].shape)}"
+        )
 
 
 def _target_layer(model, layer: str | None):
@@ -234,9 +238,16 @@ class _TfKerasVisMethod(_Method):
         with warnings.catch_warnings():
             # Keras warns that tf-keras-vis passes the single input as a list; harmless.
             warnings.filterwarnings("ignore", message=r"The structure of `inputs`", category=UserWarning)
-            cam = self._visualizer(wrapper)(score, x, penultimate_layer=target.name,
-                                            seek_penultimate_conv_layer=False, activation_modifier=None,
-                                            expand_cam=False, normalize_cam=False, **self._extra_kwargs())
+            cam = self._visualizer(wrapper)(
+                score,
+                x,
+                penultimate_layer=target.name,
+                seek_penultimate_conv_layer=False,
+                activation_modifier=None,
+                expand_cam=False,
+                normalize_cam=False,
+                **self._extra_kwargs(),
+            )
         return np.asarray(cam, np.float32)
 
 
@@ -313,8 +324,9 @@ class ScoreCAM(_TfKerasVisMethod):
         interactive = keras.config.is_interactive_logging_enabled()
         keras.config.disable_interactive_logging()  # Scorecam calls predict() without verbose=0
         try:
-            return np.concatenate([self._run(wrapper, units, target, x[i:i + 1], idx[i:i + 1])
-                                   for i in range(x.shape[0])])
+            return np.concatenate(
+                [self._run(wrapper, units, target, x[i : i + 1], idx[i : i + 1]) for i in range(x.shape[0])]
+            )
         finally:
             if interactive:
                 keras.config.enable_interactive_logging()
@@ -359,8 +371,9 @@ def gap_dense_head(model, target):
     output (directly or through a final Activation); ValueError if the model has no such CAM-compatible head."""
     import keras
 
-    gaps = [layer for layer in _consumers(model, target.output)
-            if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    gaps = [
+        layer for layer in _consumers(model, target.output) if isinstance(layer, keras.layers.GlobalAveragePooling2D)
+    ]
     after = _consumers(model, gaps[0].output) if len(gaps) == 1 else []
     while len(after) == 1 and isinstance(after[0], keras.layers.Dropout):
         after = _consumers(model, after[0].output)
@@ -368,7 +381,10 @@ def gap_dense_head(model, target):
         dense = after[0]
         tail = _consumers(model, dense.output)
         if dense.output is model.outputs[0] or (
-                len(tail) == 1 and isinstance(tail[0], keras.layers.Activation) and tail[0].output is model.outputs[0]):
+            len(tail) == 1 and isinstance(tail[0], keras.layers.Activation) and tail[0].output is model.outputs[0]
+        ):
             return dense
-    raise ValueError(f"CAM needs the target layer {target.name!r} to feed GlobalAveragePooling2D → Dense (the "
-                     f"output layer) in {model.name!r}; this model's head is different, use GradCAM instead")
+    raise ValueError(
+        f"CAM needs the target layer {target.name!r} to feed GlobalAveragePooling2D → Dense (the "
+        f"output layer) in {model.name!r}; this model's head is different, use GradCAM instead"
+    )

@@ -20,9 +20,9 @@ import weakref
 
 import numpy as np
 
-__all__ = ["cxrnet_heatmaps", "cxrnet_figure"]
+__all__ = ["cxrnet_figure", "cxrnet_heatmaps"]
 
-_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # Batches run in chunks of at most 8 images (memory); with XLA, which compiles once per batch size, a chunk is
@@ -43,8 +43,10 @@ def _heatmap_step(model, jit_compile):
     names = {layer.name for layer in model.layers}
     missing = {"feature_map", "gap"} - names
     if missing:
-        raise ValueError(f"model {model.name!r} is not a CXR-Net model (no layer {sorted(missing)[0]!r}); "
-                         "use cxrzoo.build_cxrnet() or cxrzoo.build_cxrnet_classifier()")
+        raise ValueError(
+            f"model {model.name!r} is not a CXR-Net model (no layer {sorted(missing)[0]!r}); "
+            "use cxrzoo.build_cxrnet() or cxrzoo.build_cxrnet_classifier()"
+        )
     gap = model.get_layer("gap")
     head = model.get_layer("predictions") if "predictions" in names else None
     end_to_end = isinstance(model.output, dict)
@@ -116,8 +118,13 @@ def _heatmap_step(model, jit_compile):
         steps[jit_compile] = run_hybrid
         return run_hybrid
 
-    forward = model if end_to_end else keras.Model(
-        model.inputs, {"feature_map": model.get_layer("feature_map").output, "probabilities": model.output})
+    forward = (
+        model
+        if end_to_end
+        else keras.Model(
+            model.inputs, {"feature_map": model.get_layer("feature_map").output, "probabilities": model.output}
+        )
+    )
 
     @tf.function(input_signature=signature, jit_compile=bool(jit_compile))
     def step(inputs):
@@ -142,11 +149,11 @@ def _run_chunked(step, x, n: int, pad: bool):
     largest = _BATCH_BUCKETS[-1]
     parts = []
     for start in range(0, n, largest):
-        chunk = [a[start:start + largest] for a in x] if isinstance(x, list) else x[start:start + largest]
+        chunk = [a[start : start + largest] for a in x] if isinstance(x, list) else x[start : start + largest]
         count = (chunk[0] if isinstance(chunk, list) else chunk).shape[0]
         size = next(b for b in _BATCH_BUCKETS if b >= count) if pad else count
         if size > count:
-            pad = lambda a: np.concatenate([a, np.zeros((size - count, *a.shape[1:]), a.dtype)])  # noqa: E731
+            pad = lambda a: np.concatenate([a, np.zeros((size - count, *a.shape[1:]), a.dtype)])
             chunk = [pad(a) for a in chunk] if isinstance(chunk, list) else pad(chunk)
         parts.append([t.numpy()[:count] for t in step(chunk)])
     return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
@@ -170,14 +177,17 @@ def _as_batch(model, images):
             x = x[..., None]
         expected = tuple(model.inputs[0].shape[1:])
         if x.ndim != 4 or x.shape[1:] != expected:
-            raise ValueError(f"images must be (B, {expected[0]}, {expected[1]}) or "
-                             f"(B, {', '.join(map(str, expected))}) prepared CXRs, got shape {np.shape(images)}")
+            raise ValueError(
+                f"images must be (B, {expected[0]}, {expected[1]}) or "
+                f"(B, {', '.join(map(str, expected))}) prepared CXRs, got shape {np.shape(images)}"
+            )
         if not np.issubdtype(x.dtype, np.number):
             raise ValueError(f"images must be numeric, got dtype {x.dtype}")
         x = x.astype(np.float32)
         if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
-            raise ValueError("images must be prepared 8-bit CXRs with finite values in 0..255 "
-                             "(see cxrzoo.prepare_cxrnet_input)")
+            raise ValueError(
+                "images must be prepared 8-bit CXRs with finite values in 0..255 (see cxrzoo.prepare_cxrnet_input)"
+            )
         return x, x.shape[0]
     if not isinstance(images, (list, tuple)) or len(images) != 2:
         raise ValueError("the classifier takes [image, mask]: pass images=[X, M]")
@@ -237,8 +247,14 @@ def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool | 
         raise ValueError(f"no lung found in image(s) {blank}: the lung mask is empty, so there is no region to map")
     positive = np.stack([_normalize(cams[i, ..., 0], inside[i]) for i in range(n)])
     negative = np.stack([_normalize(cams[i, ..., 1], inside[i]) for i in range(n)])
-    return {"positive": positive, "negative": negative, "difference": (positive - negative).astype(np.float32),
-            "mask": inside, "probabilities": scores.astype(np.float32), "lung_mask": lungs.astype(np.float32)}
+    return {
+        "positive": positive,
+        "negative": negative,
+        "difference": (positive - negative).astype(np.float32),
+        "mask": inside,
+        "probabilities": scores.astype(np.float32),
+        "lung_mask": lungs.astype(np.float32),
+    }
 
 
 def cxrnet_figure(image, maps, index: int = 0, *, title: str | None = None, class_names=("Positive", "Negative")):

@@ -1,17 +1,17 @@
 """Heat maps over radiographs: an RGB blend for arrays, and PNG figures for reports.
 
-    >>> from cxrzoo.explain import GradCAM, overlay, save_overlay
-    >>> maps = GradCAM()(model, x)
-    >>> rgb = overlay(image, maps[0])                                   # (H, W, 3) uint8
-    >>> save_overlay("gradcam.png", image, {"Grad-CAM": maps[0]}, title="p(COVID-19) = 0.93")
+>>> from cxrzoo.explain import GradCAM, overlay, save_overlay
+>>> maps = GradCAM()(model, x)
+>>> rgb = overlay(image, maps[0])                                   # (H, W, 3) uint8
+>>> save_overlay("gradcam.png", image, {"Grad-CAM": maps[0]}, title="p(COVID-19) = 0.93")
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -77,9 +77,17 @@ def overlay(image, heatmap, *, alpha: float = 0.4, colormap: str = "jet", thresh
     return np.clip(np.floor(blended * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
 
-def save_overlay(path: str | os.PathLike, image, heatmaps: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray,
-                 *, title: str | None = None, alpha: float = 0.4, colormap: str = "jet", threshold: float = 0.0,
-                 dpi: int = 100) -> Path:
+def save_overlay(
+    path: str | os.PathLike,
+    image,
+    heatmaps: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray,
+    *,
+    title: str | None = None,
+    alpha: float = 0.4,
+    colormap: str = "jet",
+    threshold: float = 0.0,
+    dpi: int = 100,
+) -> Path:
     """Writes a PNG figure: the image, then one overlay panel per heat map, with a shared colour bar.
 
     ``heatmaps`` is one (H, W) map, a sequence of them, or a mapping panel title → map. The file is written to

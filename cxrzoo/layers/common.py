@@ -112,7 +112,7 @@ class PolyphaseMerge(keras.layers.Layer):
         x = ops.transpose(x, (2, 3, 0, 4, 1, 5))
         x = ops.reshape(x, (-1, rows * r, cols * r, channels))
         if (rows * r, cols * r) != (self.height, self.width):
-            x = x[:, :self.height, :self.width, :]
+            x = x[:, : self.height, : self.width, :]
         return x
 
     def compute_output_shape(self, input_shape):

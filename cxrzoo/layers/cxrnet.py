@@ -31,7 +31,7 @@ class SelectChannel(keras.layers.Layer):
     def call(self, inputs):
         channels = inputs.shape[-1]
         start = self.index % channels
-        return inputs[..., start:start + 1]
+        return inputs[..., start : start + 1]
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 1)
@@ -101,8 +101,15 @@ class AxisAttention(keras.layers.Layer):
         output_size: output channels; defaults to the value's channel count.
     """
 
-    def __init__(self, num_heads: int = 2, head_size: int = 64, axis: int = 2, output_size: int | None = None,
-                 kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        num_heads: int = 2,
+        head_size: int = 64,
+        axis: int = 2,
+        output_size: int | None = None,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if axis not in (1, 2):
             raise ValueError(f"axis must be 1 (columns) or 2 (rows) of a (B, H, W, C) map, got {axis}")
@@ -116,14 +123,18 @@ class AxisAttention(keras.layers.Layer):
         (q_shape, k_shape, v_shape) = input_shape
         out = self.output_size or v_shape[-1]
         heads = (self.num_heads, self.head_size)
-        self.query_kernel = self.add_weight(name="query_kernel", shape=(q_shape[-1], *heads),
-                                            initializer=self.kernel_initializer)
-        self.key_kernel = self.add_weight(name="key_kernel", shape=(k_shape[-1], *heads),
-                                          initializer=self.kernel_initializer)
-        self.value_kernel = self.add_weight(name="value_kernel", shape=(v_shape[-1], *heads),
-                                            initializer=self.kernel_initializer)
-        self.output_kernel = self.add_weight(name="output_kernel", shape=(*heads, out),
-                                             initializer=self.kernel_initializer)
+        self.query_kernel = self.add_weight(
+            name="query_kernel", shape=(q_shape[-1], *heads), initializer=self.kernel_initializer
+        )
+        self.key_kernel = self.add_weight(
+            name="key_kernel", shape=(k_shape[-1], *heads), initializer=self.kernel_initializer
+        )
+        self.value_kernel = self.add_weight(
+            name="value_kernel", shape=(v_shape[-1], *heads), initializer=self.kernel_initializer
+        )
+        self.output_kernel = self.add_weight(
+            name="output_kernel", shape=(*heads, out), initializer=self.kernel_initializer
+        )
         self.output_bias = self.add_weight(name="output_bias", shape=(out,), initializer="zeros")
 
     def call(self, inputs):
@@ -134,8 +145,7 @@ class AxisAttention(keras.layers.Layer):
         # the values go straight to each head's output space.
         values_in_output_space = self.output_kernel.shape[-1] < self.head_size
         if values_in_output_space:
-            v = ops.einsum("bxmc,hco->bxhmo", value,
-                           ops.einsum("chd,hdo->hco", self.value_kernel, self.output_kernel))
+            v = ops.einsum("bxmc,hco->bxhmo", value, ops.einsum("chd,hdo->hco", self.value_kernel, self.output_kernel))
         else:
             v = ops.einsum("bxmc,chd->bxhmd", value, self.value_kernel)
         scale = 1.0 / math.sqrt(self.head_size)
@@ -147,8 +157,11 @@ class AxisAttention(keras.layers.Layer):
             if key.shape[-1] == 1:
                 # CXR-Net's key is its binary lung mask: then each row of logits takes two values only
                 binary = ops.all(ops.logical_or(ops.equal(key, 0.0), ops.equal(key, 1.0)))
-                heads = ops.cond(binary, lambda: _two_valued_attention(q[..., 0], key[..., 0], v),
-                                 lambda: _attend(ops.einsum("bxhne,bxme->bxhnm", q, key), v))
+                heads = ops.cond(
+                    binary,
+                    lambda: _two_valued_attention(q[..., 0], key[..., 0], v),
+                    lambda: _attend(ops.einsum("bxhne,bxme->bxhnm", q, key), v),
+                )
             else:
                 heads = _attend(ops.einsum("bxhne,bxme->bxhnm", q, key), v)
         else:
@@ -168,9 +181,14 @@ class AxisAttention(keras.layers.Layer):
         return (*q_shape[:-1], self.output_size or v_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "head_size": self.head_size,
-                "axis": self.axis, "output_size": self.output_size,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "head_size": self.head_size,
+            "axis": self.axis,
+            "output_size": self.output_size,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
 
 
 def _attend(logits, values):
@@ -273,8 +291,13 @@ def _native_dilated_depthwise(x, kernel, dilation: tuple[int, int]):
     dh, dw = dilation
     top, left = (kh - 1) // 2 * dh, (kw - 1) // 2 * dw
     return tf.raw_ops.DepthwiseConv2dNative(
-        input=x, filter=kernel, strides=[1, 1, 1, 1], padding="EXPLICIT", dilations=[1, dh, dw, 1],
-        explicit_paddings=[0, 0, top, (kh - 1) * dh - top, left, (kw - 1) * dw - left, 0, 0])
+        input=x,
+        filter=kernel,
+        strides=[1, 1, 1, 1],
+        padding="EXPLICIT",
+        dilations=[1, dh, dw, 1],
+        explicit_paddings=[0, 0, top, (kh - 1) * dh - top, left, (kw - 1) * dw - left, 0, 0],
+    )
 
 
 def _shifted_depthwise(x, kernel, dilation: tuple[int, int]):
@@ -287,7 +310,7 @@ def _shifted_depthwise(x, kernel, dilation: tuple[int, int]):
     total = None
     for i in range(kh):
         for j in range(kw):
-            term = padded[:, i * dh:i * dh + height, j * dw:j * dw + width, :] * kernel[i, j, :, 0]
+            term = padded[:, i * dh : i * dh + height, j * dw : j * dw + width, :] * kernel[i, j, :, 0]
             total = term if total is None else total + term
     return total
 
@@ -302,15 +325,26 @@ class SeparableConv2D(keras.layers.SeparableConv2D):
     """
 
     def _shiftable(self, inputs) -> bool:
-        return (getattr(_XLA_STATE, "active", False) and self.padding == "same" and self.strides == (1, 1)
-                and self.depth_multiplier == 1 and self.data_format == "channels_last"
-                and inputs.shape[1] is not None and inputs.shape[2] is not None)
+        return (
+            getattr(_XLA_STATE, "active", False)
+            and self.padding == "same"
+            and self.strides == (1, 1)
+            and self.depth_multiplier == 1
+            and self.data_format == "channels_last"
+            and inputs.shape[1] is not None
+            and inputs.shape[2] is not None
+        )
 
     def _native_dilated(self) -> bool:
         rate = getattr(_XLA_STATE, "native_dilation", 0)
-        return (rate > 0 and not getattr(_XLA_STATE, "active", False) and self.padding == "same"
-                and self.strides == (1, 1) and self.data_format == "channels_last"
-                and 1 < max(self.dilation_rate) <= rate)
+        return (
+            rate > 0
+            and not getattr(_XLA_STATE, "active", False)
+            and self.padding == "same"
+            and self.strides == (1, 1)
+            and self.data_format == "channels_last"
+            and 1 < max(self.dilation_rate) <= rate
+        )
 
     def call(self, inputs):
         if self._native_dilated():

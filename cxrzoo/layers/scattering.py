@@ -34,7 +34,7 @@ _NORM_PI = 3.1415
 
 def padded_size(size: int, J: int) -> int:
     """Padded length of one axis: the multiple of 2**J at least 2**J + 1 samples beyond ``size``."""
-    step = 2 ** J
+    step = 2**J
     return ((size + step) // step + 1) * step
 
 
@@ -56,8 +56,9 @@ def _gabor(M: int, N: int, sigma: float, theta: float, xi: float, slant: float =
             nearest = np.min(np.abs(xx)) ** 2 + np.min(np.abs(yy)) ** 2
             if smallest * nearest > 746.0:
                 continue
-            gauss = np.exp(-(curvature[0, 0] * xx * xx + (curvature[0, 1] + curvature[1, 0]) * xx * yy
-                             + curvature[1, 1] * yy * yy))
+            gauss = np.exp(
+                -(curvature[0, 0] * xx * xx + (curvature[0, 1] + curvature[1, 0]) * xx * yy + curvature[1, 1] * yy * yy)
+            )
             envelope += gauss
             if xi:
                 wave += gauss * (np.exp(1j * xi * c * xx) * np.exp(1j * xi * s * yy))
@@ -78,11 +79,11 @@ def periodize_spectrum(spectrum: np.ndarray, level: int) -> np.ndarray:
     if level == 0:
         return spectrum.copy()
     M, N = spectrum.shape
-    k = 2 ** level
+    k = 2**level
     cut = spectrum.copy()
     # zero the frequencies between the new Nyquist limits (kymatio's rectangular crop)
-    cut[int(M * 2.0 ** (-level - 1)):int(M * 2.0 ** (-level - 1)) + int(M * (1 - 2.0 ** -level)), :] = 0
-    cut[:, int(N * 2.0 ** (-level - 1)):int(N * 2.0 ** (-level - 1)) + int(N * (1 - 2.0 ** -level))] = 0
+    cut[int(M * 2.0 ** (-level - 1)) : int(M * 2.0 ** (-level - 1)) + int(M * (1 - 2.0**-level)), :] = 0
+    cut[:, int(N * 2.0 ** (-level - 1)) : int(N * 2.0 ** (-level - 1)) + int(N * (1 - 2.0**-level))] = 0
     return cut.reshape(k, M // k, k, N // k).sum(axis=(0, 2))
 
 
@@ -97,10 +98,9 @@ def morlet_filter_bank(M: int, N: int, J: int, L: int):
     for j in range(J):
         for theta in range(L):
             angle = (int(L - L / 2 - 1) - theta) * math.pi / L
-            wavelet = _morlet(M, N, 0.8 * 2 ** j, angle, 3.0 / 4.0 * math.pi / 2 ** j, 4.0 / L)
+            wavelet = _morlet(M, N, 0.8 * 2**j, angle, 3.0 / 4.0 * math.pi / 2**j, 4.0 / L)
             spectrum = np.real(np.fft.fft2(wavelet))
-            levels = tuple(periodize_spectrum(spectrum, r).astype(np.float32)
-                           for r in range(min(j + 1, max(J - 1, 1))))
+            levels = tuple(periodize_spectrum(spectrum, r).astype(np.float32) for r in range(min(j + 1, max(J - 1, 1))))
             psi[(j, theta)] = levels
     low = np.real(np.fft.fft2(_gabor(M, N, 0.8 * 2 ** (J - 1), 0.0, 0.0)[1]))
     phi = tuple(periodize_spectrum(low, r).astype(np.float32) for r in range(J))
@@ -134,8 +134,11 @@ class _FilterBank:
                 bank = np.stack([psi[(j, t)][r] for t in range(L)])
                 k = 2 ** (j - r)
                 m, n = bank.shape[1] // k, bank.shape[2] // k
-                self.psi_alias[(j, r)] = [(a, b, bank[:, a * m:(a + 1) * m, b * n:(b + 1) * n] / (k * k))
-                                          for a in range(k) for b in range(k)]
+                self.psi_alias[(j, r)] = [
+                    (a, b, bank[:, a * m : (a + 1) * m, b * n : (b + 1) * n] / (k * k))
+                    for a in range(k)
+                    for b in range(k)
+                ]
 
 
 @keras.saving.register_keras_serializable(package="cxrzoo")
@@ -180,7 +183,7 @@ class Scattering2D(keras.layers.Layer):
         height, width = input_shape[1], input_shape[2]
         if height is None or width is None:
             raise ValueError(f"Scattering2D needs static spatial sizes, got input shape {tuple(input_shape)}")
-        step = 2 ** self.J
+        step = 2**self.J
         if height < step or width < step:
             raise ValueError(f"input {height}×{width} is smaller than 2**J = {step}")
         self._size = (int(height), int(width))
@@ -193,7 +196,7 @@ class Scattering2D(keras.layers.Layer):
     def _full_spectrum(half, width: int):
         """Real and imaginary parts of the full 2-D spectrum of a real signal, from its ``rfft2d``."""
         # F[u, v] = conj(F[-u mod M, N - v]) supplies the columns rfft2d leaves out.
-        tail = half[..., 1:width - width // 2]
+        tail = half[..., 1 : width - width // 2]
         tail = tf.concat([tail[..., :1, :], tf.reverse(tail[..., 1:, :], axis=[-2])], axis=-2)
         tail = tf.reverse(tail, axis=[-1])
         re = tf.concat([tf.math.real(half), tf.math.real(tail)], axis=-1)
@@ -210,8 +213,8 @@ class Scattering2D(keras.layers.Layer):
         for a, b, filt in aliases:
             m, n = filt.shape[1], filt.shape[2]
             f = filt[None, None]
-            part_re = re[..., a * m:(a + 1) * m, b * n:(b + 1) * n][:, :, None] * f
-            part_im = im[..., a * m:(a + 1) * m, b * n:(b + 1) * n][:, :, None] * f
+            part_re = re[..., a * m : (a + 1) * m, b * n : (b + 1) * n][:, :, None] * f
+            part_im = im[..., a * m : (a + 1) * m, b * n : (b + 1) * n][:, :, None] * f
             prod_re = part_re if prod_re is None else prod_re + part_re
             prod_im = part_im if prod_im is None else prod_im + part_im
         z = tf.complex(prod_re, prod_im)
@@ -221,7 +224,7 @@ class Scattering2D(keras.layers.Layer):
 
     def _lowpass(self, half, r: int):
         """x ⋆ φ subsampled to 2**J and cropped, for signals given by their half spectra at resolution r."""
-        height, width = self._padded[0] // 2 ** r, self._padded[1] // 2 ** r
+        height, width = self._padded[0] // 2**r, self._padded[1] // 2**r
         # Periodizing the spectrum and inverting at the coarse size equals inverting at the fine size and taking
         # every k-th sample; the latter keeps everything in real FFTs.
         out = tf.signal.irfft2d(half * tf.constant(self._bank.phi_half[r]), fft_length=[height, width])
@@ -259,11 +262,11 @@ class Scattering2D(keras.layers.Layer):
             if not keep or r + 1 >= self.J:
                 continue
             sources = spectra if len(keep) == len(names) else tf.gather(spectra, keep, axis=1)
-            re, im = self._full_spectrum(sources, np_ // 2 ** r)
+            re, im = self._full_spectrum(sources, np_ // 2**r)
             for j in range(r + 1, self.J):
                 # one source at a time keeps the intermediates small (cache-friendly on CPU)
                 for s in range(len(keep)):
-                    u = self._wavelets(re[:, s:s + 1], im[:, s:s + 1], aliases[(j, r)])
+                    u = self._wavelets(re[:, s : s + 1], im[:, s : s + 1], aliases[(j, r)])
                     groups[j].append((tf.signal.rfft2d(u), [names[keep[s]] + ((j, t),) for t in range(self.L)]))
         coefficients = tf.concat(outputs, axis=1)
         order = [labels.index(path) for path in self.paths]
@@ -277,7 +280,7 @@ class Scattering2D(keras.layers.Layer):
         return coefficients
 
     def compute_output_shape(self, input_shape):
-        step = 2 ** self.J
+        step = 2**self.J
         height = None if input_shape[1] is None else input_shape[1] // step
         width = None if input_shape[2] is None else input_shape[2] // step
         channels = self.coefficients * (input_shape[3] if len(input_shape) == 4 else 1)

@@ -33,8 +33,7 @@ class AlignedBilinearUpsampling2D(keras.layers.Layer):
     def call(self, inputs):
         shape = tf.shape(inputs)
         out_size = tf.stack([shape[1] * self.size[0], shape[2] * self.size[1]])
-        resized = tf.raw_ops.ResizeBilinear(images=inputs, size=out_size, align_corners=True,
-                                            half_pixel_centers=False)
+        resized = tf.raw_ops.ResizeBilinear(images=inputs, size=out_size, align_corners=True, half_pixel_centers=False)
         return tf.cast(resized, inputs.dtype)
 
     def compute_output_shape(self, input_shape):

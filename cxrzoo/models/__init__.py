@@ -22,12 +22,16 @@ from cxrzoo._compat import check_backend
 
 check_backend()
 
-from cxrzoo.models import res_cr_net  # noqa: E402  (registers its builders)
-from cxrzoo.models import cxrnet  # noqa: E402
-from cxrzoo.models import covid_cxnet  # noqa: E402
-from cxrzoo.models import covid_xnet  # noqa: E402
-from cxrzoo.models import bone_suppression  # noqa: E402
-from cxrzoo.models import screening, segmentation, infection_detector  # noqa: E402
+from cxrzoo.models import (  # noqa: E402
+    bone_suppression,
+    covid_cxnet,
+    covid_xnet,
+    cxrnet,
+    infection_detector,
+    res_cr_net,
+    screening,
+    segmentation,
+)
 from cxrzoo.models.inference import fold_batch_norm, polyphase_dilated  # noqa: E402,F401
 
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 import tensorflow as tf
@@ -57,8 +57,9 @@ class TiedConvAutoencoder(keras.layers.Layer):
         kernel_initializer: for training from scratch; the published weights replace it.
     """
 
-    def __init__(self, filters: Sequence[int] = (16, 32, 64), kernel_size: int = 5,
-                 kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self, filters: Sequence[int] = (16, 32, 64), kernel_size: int = 5, kernel_initializer="glorot_uniform", **kwargs
+    ):
         super().__init__(**kwargs)
         self.filters = tuple(int(f) for f in filters)
         if not self.filters or min(self.filters) < 1:
@@ -76,8 +77,13 @@ class TiedConvAutoencoder(keras.layers.Layer):
         c_in = int(channels)
         self.kernels = []
         for i, f in enumerate(self.filters):
-            self.kernels.append(self.add_weight(name=f"encoder_kernel_{i}", shape=(self.kernel_size,
-                                                self.kernel_size, c_in, f), initializer=self.kernel_initializer))
+            self.kernels.append(
+                self.add_weight(
+                    name=f"encoder_kernel_{i}",
+                    shape=(self.kernel_size, self.kernel_size, c_in, f),
+                    initializer=self.kernel_initializer,
+                )
+            )
             c_in = f
 
     def call(self, inputs):
@@ -99,8 +105,12 @@ class TiedConvAutoencoder(keras.layers.Layer):
         return tuple(input_shape)
 
     def get_config(self):
-        return {**super().get_config(), "filters": list(self.filters), "kernel_size": self.kernel_size,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+        return {
+            **super().get_config(),
+            "filters": list(self.filters),
+            "kernel_size": self.kernel_size,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
 
 
 def _checkpoint_prefix(paths: list[Path]) -> tuple[str, tempfile.TemporaryDirectory | None]:
@@ -119,7 +129,7 @@ def _checkpoint_prefix(paths: list[Path]) -> tuple[str, tempfile.TemporaryDirect
         return str(prefix), None
     staging = tempfile.TemporaryDirectory(prefix="cxrzoo_ckpt_")
     for p in [index, *data]:
-        shutil.copyfile(p, Path(staging.name) / (prefix.name + p.name[p.name.index("."):]))
+        shutil.copyfile(p, Path(staging.name) / (prefix.name + p.name[p.name.index(".") :]))
     return str(Path(staging.name) / prefix.name), staging
 
 
@@ -139,15 +149,22 @@ def _load_checkpoint(model, paths, entry) -> None:
             if key not in available:
                 raise ValueError(f"{prefix}: checkpoint has no variable {key!r} for encoder stage {i}")
             if tuple(available[key]) != tuple(kernel.shape):
-                raise ValueError(f"{prefix}: {key!r} has shape {tuple(available[key])}, the model expects "
-                                 f"{tuple(kernel.shape)}")
+                raise ValueError(
+                    f"{prefix}: {key!r} has shape {tuple(available[key])}, the model expects {tuple(kernel.shape)}"
+                )
             try:
                 values.append(reader.get_tensor(key))
             except (tf.errors.OpError, IndexError, ValueError) as exc:
-                raise ValueError(f"{prefix}: cannot read {key!r} from the checkpoint data (truncated or corrupt: "
-                                 f"{exc})") from None
-        extra = sorted(k for k in available if k.startswith("encoder/layer/") and k.endswith("/W")
-                       and k not in {CHECKPOINT_KERNEL.format(index=i) for i in range(len(layer.kernels))})
+                raise ValueError(
+                    f"{prefix}: cannot read {key!r} from the checkpoint data (truncated or corrupt: {exc})"
+                ) from None
+        extra = sorted(
+            k
+            for k in available
+            if k.startswith("encoder/layer/")
+            and k.endswith("/W")
+            and k not in {CHECKPOINT_KERNEL.format(index=i) for i in range(len(layer.kernels))}
+        )
         if extra:
             raise ValueError(f"{prefix}: checkpoint has more encoder stages than the model: {extra}")
     finally:
@@ -158,9 +175,15 @@ def _load_checkpoint(model, paths, entry) -> None:
 
 
 @register_model(paper="covid_xnet", task="image")
-def build_bone_suppression(*, weights: str | None = None, input_tensor=None, input_shape=(None, None, 1),
-                           filters: Sequence[int] = (16, 32, 64), kernel_size: int = 5,
-                           name: str = "bone_suppression"):
+def build_bone_suppression(
+    *,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=(None, None, 1),
+    filters: Sequence[int] = (16, 32, 64),
+    kernel_size: int = 5,
+    name: str = "bone_suppression",
+):
     """Bone-suppression autoencoder of hmchuong/ML-BoneSuppression, the preprocessing step of COVID-XNet.
 
     Reference: Duran-Lopez et al., COVID-XNet (seed paper 004), §2.2.1; github.com/hmchuong/ML-BoneSuppression.

@@ -25,8 +25,9 @@ their git blob SHA-1 is known, and the resolver verifies it). The base model's t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -34,8 +35,14 @@ from keras import ops
 
 from cxrzoo.models.encoders import classifier_top, make_input
 from cxrzoo.registry import register_model
-from cxrzoo.weights.loading import (is_legacy_h5, load_default, load_weights, read_legacy_h5, resolve_weights,
-                                    weighted_layers)
+from cxrzoo.weights.loading import (
+    is_legacy_h5,
+    load_default,
+    load_weights,
+    read_legacy_h5,
+    resolve_weights,
+    weighted_layers,
+)
 
 ARCH = "covid_cxnet"
 BASE_ARCH = "covid_cxnet_base"
@@ -48,8 +55,13 @@ HEAD_LAYERS = ("pooling_layer", "fc", "dropout", "pred")
 # Loading Keras 2 files whose layer names are not ours: by layer order, as Keras 2's ``load_weights`` did.
 
 
-def assign_by_order(layers: Sequence[Any], arrays: Sequence[tuple[str, list[np.ndarray]]], *, source: str,
-                    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None) -> None:
+def assign_by_order(
+    layers: Sequence[Any],
+    arrays: Sequence[tuple[str, list[np.ndarray]]],
+    *,
+    source: str,
+    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None,
+) -> None:
     """Assigns ``arrays`` (source layer name, weight arrays), in order, to ``layers``; all-or-nothing.
 
     Every shape must agree (after ``convert(layer, values)``), and the counts must be equal; otherwise a
@@ -65,8 +77,10 @@ def assign_by_order(layers: Sequence[Any], arrays: Sequence[tuple[str, list[np.n
         expected = [tuple(w.shape) for w in layer.weights]
         got = [tuple(np.shape(v)) for v in values]
         if expected != got:
-            raise ValueError(f"{source}: layer {layer.name!r} expects weight shapes {expected}, but the file's "
-                             f"layer in the same position, {src_name!r}, has {got}")
+            raise ValueError(
+                f"{source}: layer {layer.name!r} expects weight shapes {expected}, but the file's "
+                f"layer in the same position, {src_name!r}, has {got}"
+            )
         plan.append((layer, values))
     for layer, values in plan:
         layer.set_weights(values)
@@ -102,8 +116,10 @@ def load_chexnet_backbone(model, path: str | Path) -> None:
     if len(arrays) == len(layers) + 1:
         head_name, head = arrays.pop()
         if len(head) != 2 or np.ndim(head[0]) != 2 or np.shape(head[0])[0] != layers[-1].weights[0].shape[-1]:
-            raise ValueError(f"{path}: the last layer {head_name!r} is not a Dense head on the 1024 DenseNet "
-                             f"features (shapes {[np.shape(a) for a in head]})")
+            raise ValueError(
+                f"{path}: the last layer {head_name!r} is not a Dense head on the 1024 DenseNet "
+                f"features (shapes {[np.shape(a) for a in head]})"
+            )
     assign_by_order(layers, arrays, source=str(path), convert=_first_conv_to_grayscale)
 
 
@@ -112,8 +128,7 @@ def _load_by_order_or_default(model, paths, entry, *, convert=None) -> None:
     auto-names or Keras-2-era DenseNet names such as ``conv1/conv``); a Keras 3 file → ``load_default``."""
     path = paths[0]
     if path.suffix in {".h5", ".hdf5"} and is_legacy_h5(path):
-        assign_by_order(weighted_layers(model), list(read_legacy_h5(path).items()), source=str(path),
-                        convert=convert)
+        assign_by_order(weighted_layers(model), list(read_legacy_h5(path).items()), source=str(path), convert=convert)
     else:
         load_default(model, paths, entry)
 
@@ -132,16 +147,27 @@ def _head_activation(classes: int, classifier_activation):
     if classifier_activation == "auto":
         return "sigmoid" if classes == 1 else "softmax"
     if classifier_activation not in ("sigmoid", "softmax", None):
-        raise ValueError(f"classifier_activation must be 'auto', 'sigmoid', 'softmax' or None, "
-                         f"got {classifier_activation!r}")
+        raise ValueError(
+            f"classifier_activation must be 'auto', 'sigmoid', 'softmax' or None, got {classifier_activation!r}"
+        )
     return classifier_activation
 
 
 @register_model(paper="covid_cxnet", task="classification", cam_layer="relu")
-def build_covid_cxnet(*, weights: str | None = None, input_tensor=None, input_shape=(320, 320, 3),
-                      include_top: bool = True, pooling: str | None = None, classes: int = 1,
-                      classifier_activation: str | None = "auto", backbone_weights: str | None = None,
-                      fc_units: int = 10, dropout: float = 0.2, name: str = "covid_cxnet"):
+def build_covid_cxnet(
+    *,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=(320, 320, 3),
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 1,
+    classifier_activation: str | None = "auto",
+    backbone_weights: str | None = None,
+    fc_units: int = 10,
+    dropout: float = 0.2,
+    name: str = "covid_cxnet",
+):
     """COVID-CXNet: DenseNet-121 (CheXNet initialization) + GAP + Dense(10, relu) + Dropout(0.2) + head.
 
     Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §4.3, Fig. 8 and Table 6; the authors' notebooks.
@@ -206,8 +232,9 @@ def build_covid_cxnet(*, weights: str | None = None, input_tensor=None, input_sh
 
 
 @register_model(paper="covid_cxnet", task="classification", cam_layer="conv_layer5")
-def build_covid_cxnet_base(*, weights: str | None = None, input_tensor=None, input_shape=None,
-                           name: str = "covid_cxnet_base"):
+def build_covid_cxnet_base(
+    *, weights: str | None = None, input_tensor=None, input_shape=None, name: str = "covid_cxnet_base"
+):
     """The paper's "base model": five strided convolutions, two Dense(10) and a sigmoid, as the authors' files
     define it.
 
@@ -273,9 +300,15 @@ def unet_decoder_block(x, skip, filters: int, *, name: str):
 
 
 @register_model(paper="covid_cxnet", task="segmentation", cam_layer="bottleneck_conv2")
-def build_covid_cxnet_lung_unet(*, weights: str | None = None, input_tensor=None, input_shape=(320, 320, 1),
-                                filters: Sequence[int] = (32, 64, 128, 256), bottleneck_filters: int = 512,
-                                name: str = "covid_cxnet_lung_unet"):
+def build_covid_cxnet_lung_unet(
+    *,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=(320, 320, 1),
+    filters: Sequence[int] = (32, 64, 128, 256),
+    bottleneck_filters: int = 512,
+    name: str = "covid_cxnet_lung_unet",
+):
     """The U-Net lung segmenter of COVID-CXNet's ROI-extraction block.
 
     Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §3.2 and Fig. 4; the authors' hands_on,
@@ -302,8 +335,8 @@ def build_covid_cxnet_lung_unet(*, weights: str | None = None, input_tensor=None
     inputs = make_input(input_tensor, input_shape)
     levels = len(filters)
     hw = tuple(inputs.shape[1:3])
-    if any(size is not None and size % (2 ** levels) for size in hw):
-        raise ValueError(f"input height and width must be divisible by {2 ** levels}, got {hw}")
+    if any(size is not None and size % (2**levels) for size in hw):
+        raise ValueError(f"input height and width must be divisible by {2**levels}, got {hw}")
     x = inputs
     skips = []
     for i, f in enumerate(filters, start=1):
@@ -383,8 +416,9 @@ class HierarchicalClassifier:
             if tuple(level.output_shape) != (None, 1):
                 raise ValueError(f"{tag} must output one probability per image, got shape {level.output_shape}")
         if tuple(self.level1.input_shape) != tuple(self.level2.input_shape):
-            raise ValueError(f"the levels take different inputs: {self.level1.input_shape} vs "
-                             f"{self.level2.input_shape}")
+            raise ValueError(
+                f"the levels take different inputs: {self.level1.input_shape} vs {self.level2.input_shape}"
+            )
         inputs = keras.Input(shape=tuple(self.level1.input_shape[1:]), name="image")
         combined = HierarchicalProbabilities(name="probabilities")([self.level1(inputs), self.level2(inputs)])
         self.model = keras.Model(inputs, combined, name="covid_cxnet_hierarchical")
@@ -399,8 +433,9 @@ class HierarchicalClassifier:
             return keep, (y[keep] == 2).astype(np.float32)
         raise ValueError(f"level must be 1 or 2, got {level!r}")
 
-    def fit(self, x, y, *, validation_data: tuple | None = None, trainer: Callable | None = None,
-            **fit_kwargs) -> dict[str, Any]:
+    def fit(
+        self, x, y, *, validation_data: tuple | None = None, trainer: Callable | None = None, **fit_kwargs
+    ) -> dict[str, Any]:
         """Trains level 1, then level 2, each on its own binary targets; returns ``{"level1": ..., "level2": ...}``.
 
         Args:
@@ -427,8 +462,9 @@ class HierarchicalClassifier:
             options = dict(fit_kwargs)
             if options.get("output_dir") is not None:  # one folder per level, so checkpoints do not collide
                 options["output_dir"] = Path(options["output_dir"]) / f"level{level}"
-            histories[f"level{level}"] = (trainer or _authors_trainer)(model, x[keep], targets,
-                                                                       validation_data=val, **options)
+            histories[f"level{level}"] = (trainer or _authors_trainer)(
+                model, x[keep], targets, validation_data=val, **options
+            )
         return histories
 
     def predict(self, x, **predict_kwargs) -> np.ndarray:
@@ -441,6 +477,13 @@ def _authors_trainer(model, x, y, *, validation_data=None, **fit_kwargs):
     cross-entropy with label smoothing 0.1, batch 16, 20 epochs, no class weights, the multiclass augmentation."""
     from cxrzoo.training import fit_classifier
 
-    options = {"recipe": "covid_cxnet", "learning_rate": 1e-4, "class_weight": None,
-               "augment": "covid_cxnet_multiclass", "batch_size": 16, "epochs": 20, **fit_kwargs}
+    options = {
+        "recipe": "covid_cxnet",
+        "learning_rate": 1e-4,
+        "class_weight": None,
+        "augment": "covid_cxnet_multiclass",
+        "batch_size": 16,
+        "epochs": 20,
+        **fit_kwargs,
+    }
     return fit_classifier(model, (x, y), validation_data, **options)

@@ -23,7 +23,7 @@ The GAP → dense head is what makes class activation maps (Zhou et al. 2016) ex
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
@@ -37,11 +37,22 @@ DEFAULT_FILTERS = (16, 32, 64, 128, 256)  # not in the paper: this project's cho
 CLASS_NAMES = ("normal", "covid")
 
 
-def conv_block(x, filters: int, kernel_size: int, *, name: str, padding: str = "same", activation: str = "relu",
-               batch_norm: bool = False, pool: bool = True, kernel_initializer="glorot_uniform"):
+def conv_block(
+    x,
+    filters: int,
+    kernel_size: int,
+    *,
+    name: str,
+    padding: str = "same",
+    activation: str = "relu",
+    batch_norm: bool = False,
+    pool: bool = True,
+    kernel_initializer="glorot_uniform",
+):
     """Convolution ``name`` → optional BatchNormalization → activation ``name_act`` → optional 2×2 max-pool."""
-    x = keras.layers.Conv2D(filters, kernel_size, padding=padding, use_bias=not batch_norm,
-                            kernel_initializer=kernel_initializer, name=name)(x)
+    x = keras.layers.Conv2D(
+        filters, kernel_size, padding=padding, use_bias=not batch_norm, kernel_initializer=kernel_initializer, name=name
+    )(x)
     if batch_norm:
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     x = keras.layers.Activation(activation, name=f"{name}_act")(x)
@@ -51,12 +62,24 @@ def conv_block(x, filters: int, kernel_size: int, *, name: str, padding: str = "
 
 
 @register_model(paper="covid_xnet", task="classification", cam_layer="conv5_act")
-def build_covid_xnet(*, weights: str | None = None, input_tensor=None, input_shape=(128, 128, 1),
-                     filters: Sequence[int] = DEFAULT_FILTERS, kernel_sizes: Sequence[int] = PAPER_KERNEL_SIZES,
-                     padding: str = "same", activation: str = "relu", batch_norm: bool = False,
-                     dropout: float = 0.0, include_top: bool = True, pooling: str | None = None, classes: int = 2,
-                     classifier_activation: str | None = "softmax", kernel_initializer="glorot_uniform",
-                     name: str = "covid_xnet"):
+def build_covid_xnet(
+    *,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=(128, 128, 1),
+    filters: Sequence[int] = DEFAULT_FILTERS,
+    kernel_sizes: Sequence[int] = PAPER_KERNEL_SIZES,
+    padding: str = "same",
+    activation: str = "relu",
+    batch_norm: bool = False,
+    dropout: float = 0.0,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 2,
+    classifier_activation: str | None = "softmax",
+    kernel_initializer="glorot_uniform",
+    name: str = "covid_xnet",
+):
     """COVID-XNet: five convolutions (5×5, 5×5, 5×5, 3×3, 3×3), four 2×2 max-pools, GAP and a softmax layer.
 
     Reference: Duran-Lopez et al., COVID-XNet (seed paper 004), §2.2.2, Fig. 2.
@@ -100,9 +123,24 @@ def build_covid_xnet(*, weights: str | None = None, input_tensor=None, input_sha
     inputs = make_input(input_tensor, input_shape)
     x = inputs
     for i, (f, k) in enumerate(zip(filters, kernel_sizes), start=1):
-        x = conv_block(x, f, k, name=f"conv{i}", padding=padding, activation=activation, batch_norm=batch_norm,
-                       pool=i < 5, kernel_initializer=kernel_initializer)
-    x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,
-                       classifier_activation=classifier_activation, dropout=dropout)
+        x = conv_block(
+            x,
+            f,
+            k,
+            name=f"conv{i}",
+            padding=padding,
+            activation=activation,
+            batch_norm=batch_norm,
+            pool=i < 5,
+            kernel_initializer=kernel_initializer,
+        )
+    x = classifier_top(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
+    )
     model = keras.Model(inputs, x, name=name)
     return load_weights(model, weights, arch=ARCH)

@@ -25,7 +25,7 @@ identical shapes, can never receive each other's weights.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -34,8 +34,14 @@ from cxrzoo.layers.cxrnet import AxisAttention, LungMaskGate, MinMaxRescale, Sel
 from cxrzoo.layers.scattering import Scattering2D
 from cxrzoo.models.res_cr_net import LEAKY_SLOPE, _k2, conv_res_block
 from cxrzoo.registry import register_model
-from cxrzoo.weights.loading import (assign_by_name, is_legacy_h5, load_weights, looks_like_path, read_legacy_h5,
-                                    resolve_weights)
+from cxrzoo.weights.loading import (
+    assign_by_name,
+    is_legacy_h5,
+    load_weights,
+    looks_like_path,
+    read_legacy_h5,
+    resolve_weights,
+)
 
 MEMBER_ARCH = "cxrnet_member"
 CLASSIFIER_ARCH = "cxrnet_classifier"
@@ -48,8 +54,10 @@ FINAL_BLOCK_REGULARIZER = dict(l1=1e-5, l2=1e-4)
 
 # ------------------------------------------------------------------------------------------------- one member
 
-def cross_attention(features, *, mask_threshold: float, num_heads: int = 2, head_size: int = 64,
-                    name: str = "attention"):
+
+def cross_attention(
+    features, *, mask_threshold: float, num_heads: int = 2, head_size: int = 64, name: str = "attention"
+):
     """CXR-Net's ATTENTION block on the WST map ``features`` (S0 first, pooled float mask last).
 
     Returns ``(concat, a0, m0, m1)``: the input with the cross-attention map appended, the S0 channel, the float
@@ -64,23 +72,45 @@ def cross_attention(features, *, mask_threshold: float, num_heads: int = 2, head
     return keras.layers.Concatenate(name=f"{name}_concat")([features, attended]), a0, m0, m1
 
 
-def _member_trunk(features, *, classes: int, filters: int, conv_blocks: int, dilation_rates: Sequence[int],
-                  dropout: float, mask_threshold: float, mask_mode: str, gap_threshold: float | None,
-                  scale_by_input: bool, num_heads: int, head_size: int, kernel_initializer):
+def _member_trunk(
+    features,
+    *,
+    classes: int,
+    filters: int,
+    conv_blocks: int,
+    dilation_rates: Sequence[int],
+    dropout: float,
+    mask_threshold: float,
+    mask_mode: str,
+    gap_threshold: float | None,
+    scale_by_input: bool,
+    num_heads: int,
+    head_size: int,
+    kernel_initializer,
+):
     """Layers of one member from the WST map to the masked (B, H, W, classes) map."""
-    x, a0, m0, m1 = cross_attention(features, mask_threshold=mask_threshold, num_heads=num_heads,
-                                    head_size=head_size)
+    x, a0, m0, m1 = cross_attention(features, mask_threshold=mask_threshold, num_heads=num_heads, head_size=head_size)
     x = keras.layers.SpatialDropout2D(dropout, name="prep_dropout")(x)
     x = keras.layers.BatchNormalization(name="prep_bn")(x)
-    block = dict(kernel_sizes=(3,) * len(dilation_rates), dilation_rates=tuple(dilation_rates),
-                 kernel_initializer=kernel_initializer)
+    block = dict(
+        kernel_sizes=(3,) * len(dilation_rates),
+        dilation_rates=tuple(dilation_rates),
+        kernel_initializer=kernel_initializer,
+    )
     x = conv_res_block(x, filters, name="stem", preactivate=False, **block)
     x = keras.layers.SpatialDropout2D(dropout, name="stem_dropout")(x)
     for r in range(1, conv_blocks):
         x = conv_res_block(x, filters, name=f"block{r}", preactivate=True, **block)
         x = keras.layers.SpatialDropout2D(dropout, name=f"block{r}_dropout")(x)
-    x = conv_res_block(x, classes, name="final", preactivate=True, mode="add",
-                       first_regularizer=keras.regularizers.L1L2(**FINAL_BLOCK_REGULARIZER), **block)
+    x = conv_res_block(
+        x,
+        classes,
+        name="final",
+        preactivate=True,
+        mode="add",
+        first_regularizer=keras.regularizers.L1L2(**FINAL_BLOCK_REGULARIZER),
+        **block,
+    )
     x = keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name="final_act")(x)
     weights = [m1 if mask_mode == "binary" else m0]
     if scale_by_input or gap_threshold is not None:
@@ -98,8 +128,11 @@ def member_legacy_names(conv_blocks: int = 2, branches: int = 3) -> dict[str, st
     The authors built: attention layers (column attention first), the prep BN, then stem, residual blocks and the
     final block in order, so each layer type is numbered in that order; BN indices are shifted by the prep BN.
     """
-    names = {"row_attention": "multi_head_attention", "column_attention": "multi_head_attention_1",
-             "prep_bn": "batch_normalization"}
+    names = {
+        "row_attention": "multi_head_attention",
+        "column_attention": "multi_head_attention_1",
+        "prep_bn": "batch_normalization",
+    }
     blocks = ["stem", *(f"block{r}" for r in range(1, conv_blocks)), "final"]
     per_block_bn = branches + 2  # pre-activation BN, one BN per branch, shortcut BN
     for b, block in enumerate(blocks):
@@ -129,8 +162,9 @@ def _conv_blocks_of(member) -> int:
 
 
 def _assign_member(member, arrays, source: str) -> None:
-    assign_by_name(member, arrays, name_map=member_legacy_names(_conv_blocks_of(member)),
-                   convert=_convert_attention, source=source)
+    assign_by_name(
+        member, arrays, name_map=member_legacy_names(_conv_blocks_of(member)), convert=_convert_attention, source=source
+    )
 
 
 def _load_member_weights(model, paths, entry) -> None:
@@ -150,8 +184,10 @@ def _published_tag(weights) -> bool:
 
 def _check_modes(weights, gap_threshold, scale_by_input) -> None:
     if _published_tag(weights) and (gap_threshold is not None or scale_by_input):
-        raise ValueError("the published CXR-Net weights were trained without gap_threshold and scale_by_input; "
-                         "use these modes with weights=None (training) or with your own weights file")
+        raise ValueError(
+            "the published CXR-Net weights were trained without gap_threshold and scale_by_input; "
+            "use these modes with weights=None (training) or with your own weights file"
+        )
 
 
 def _check_member_args(classes, mask_mode, filters, conv_blocks, dilation_rates) -> None:
@@ -160,17 +196,34 @@ def _check_member_args(classes, mask_mode, filters, conv_blocks, dilation_rates)
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if filters < 1 or conv_blocks < 1 or not dilation_rates:
-        raise ValueError(f"need filters >= 1, conv_blocks >= 1 and dilation rates; got {filters}, {conv_blocks}, "
-                         f"{tuple(dilation_rates)}")
+        raise ValueError(
+            f"need filters >= 1, conv_blocks >= 1 and dilation rates; got {filters}, {conv_blocks}, "
+            f"{tuple(dilation_rates)}"
+        )
 
 
 @register_model(paper="cxrnet", task="classification", cam_layer="masked_map")
-def build_cxrnet_member(*, weights: str | None = None, input_tensor=None, input_shape=(75, 85, 50),
-                        include_top: bool = True, classes: int = 2, classifier_activation: str | None = "softmax",
-                        mask_threshold: float = 0.3, mask_mode: str = "binary", gap_threshold: float | None = None,
-                        scale_by_input: bool = False, filters: int = 17, conv_blocks: int = 2,
-                        dilation_rates: Sequence[int] = (1, 2, 3), dropout: float = 0.05, num_heads: int = 2,
-                        head_size: int = 64, kernel_initializer="he_normal", name: str = "cxrnet_member"):
+def build_cxrnet_member(
+    *,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=(75, 85, 50),
+    include_top: bool = True,
+    classes: int = 2,
+    classifier_activation: str | None = "softmax",
+    mask_threshold: float = 0.3,
+    mask_mode: str = "binary",
+    gap_threshold: float | None = None,
+    scale_by_input: bool = False,
+    filters: int = 17,
+    conv_blocks: int = 2,
+    dilation_rates: Sequence[int] = (1, 2, 3),
+    dropout: float = 0.05,
+    num_heads: int = 2,
+    head_size: int = 64,
+    kernel_initializer="he_normal",
+    name: str = "cxrnet_member",
+):
     """One CXR-Net Module 2 member: cross-attention + CONV RES blocks on a WST map, masked, GAP, softmax.
 
     Reference: Gatti et al., CXR-Net (seed paper 000), §2.2.3 and Fig. 3; six such members, one per
@@ -218,20 +271,39 @@ def build_cxrnet_member(*, weights: str | None = None, input_tensor=None, input_
         inputs = keras.Input(shape=tuple(input_shape), name="wst_features")
     else:
         inputs = input_tensor
-    x = _member_trunk(inputs, classes=classes, filters=filters, conv_blocks=conv_blocks,
-                      dilation_rates=dilation_rates, dropout=dropout, mask_threshold=mask_threshold,
-                      mask_mode=mask_mode, gap_threshold=gap_threshold, scale_by_input=scale_by_input,
-                      num_heads=num_heads, head_size=head_size, kernel_initializer=kernel_initializer)
+    x = _member_trunk(
+        inputs,
+        classes=classes,
+        filters=filters,
+        conv_blocks=conv_blocks,
+        dilation_rates=dilation_rates,
+        dropout=dropout,
+        mask_threshold=mask_threshold,
+        mask_mode=mask_mode,
+        gap_threshold=gap_threshold,
+        scale_by_input=scale_by_input,
+        num_heads=num_heads,
+        head_size=head_size,
+        kernel_initializer=kernel_initializer,
+    )
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
         if classifier_activation is not None:
             x = keras.layers.Activation(classifier_activation, name="predictions")(x)
     model = keras.Model(inputs, x, name=name)
-    return load_weights(model, weights, arch=MEMBER_ARCH, loader=_load_member_weights, classes=classes,
-                        mask_threshold=mask_threshold, mask_mode=mask_mode)
+    return load_weights(
+        model,
+        weights,
+        arch=MEMBER_ARCH,
+        loader=_load_member_weights,
+        classes=classes,
+        mask_threshold=mask_threshold,
+        mask_mode=mask_mode,
+    )
 
 
 # --------------------------------------------------------------------------------------------- the ensemble
+
 
 def read_ensemble_h5(path) -> list[dict[str, list[np.ndarray]]]:
     """The authors' ensemble file as one ``{Keras 2 member layer name: arrays}`` dict per member, in member order.
@@ -248,8 +320,9 @@ def read_ensemble_h5(path) -> list[dict[str, list[np.ndarray]]]:
     groups = read_legacy_h5(path)  # validates the file; arrays in each group's weight_names order
     with h5py.File(path, "r") as h5:
         root = h5["model_weights"] if "model_weights" in h5 else h5
-        weight_names = {g: [w.decode() if isinstance(w, bytes) else str(w) for w in root[g].attrs["weight_names"]]
-                        for g in groups}
+        weight_names = {
+            g: [w.decode() if isinstance(w, bytes) else str(w) for w in root[g].attrs["weight_names"]] for g in groups
+        }
     members: list[tuple[int, dict[str, list[np.ndarray]]]] = []
     for group_name, arrays in groups.items():
         match = re.fullmatch(r"model(?:_(\d+))?", group_name)
@@ -283,7 +356,7 @@ def read_ensemble_h5(path) -> list[dict[str, list[np.ndarray]]]:
 
 def _members_of(model) -> list:
     members = [layer for layer in model.layers if re.fullmatch(r"member\d+", layer.name)]
-    return sorted(members, key=lambda layer: int(layer.name[len("member"):]))
+    return sorted(members, key=lambda layer: int(layer.name[len("member") :]))
 
 
 def _load_classifier_weights(model, paths, entry) -> None:
@@ -319,14 +392,19 @@ def module2(image, mask, *, members: int, classes: int, classifier_activation: s
     Returns a dict of tensors: ``features`` (WST map + pooled mask), ``feature_map`` (the members' averaged
     masked map, the Grad-CAM target), ``logits`` (its GAP) and ``probabilities``.
     """
-    step = 2 ** WST_J
+    step = 2**WST_J
     wst = Scattering2D(J=WST_J, L=WST_L, name="wst")(image)
     pooled = keras.layers.AveragePooling2D(step, name="mask_pool")(mask)
     features = keras.layers.Concatenate(name="wst_features")([wst, pooled])
     maps = []
     for k in range(members):
-        member = build_cxrnet_member(input_shape=tuple(features.shape[1:]), include_top=False, classes=classes,
-                                     name=f"member{k}", **member_kwargs)
+        member = build_cxrnet_member(
+            input_shape=tuple(features.shape[1:]),
+            include_top=False,
+            classes=classes,
+            name=f"member{k}",
+            **member_kwargs,
+        )
         maps.append(member(features))
     if members > 1:
         feature_map = keras.layers.Average(name="feature_map")(maps)
@@ -346,16 +424,25 @@ def _check_classifier_args(members, input_shape, classifier_activation):
         raise ValueError(f"classifier_activation must be 'softmax' or None, got {classifier_activation!r}")
     if len(input_shape) != 3 or input_shape[-1] != 1 or None in tuple(input_shape):
         raise ValueError(f"input_shape must be a fixed (H, W, 1), got {tuple(input_shape)}")
-    if input_shape[0] < 2 ** WST_J or input_shape[1] < 2 ** WST_J:
-        raise ValueError(f"input_shape {tuple(input_shape)} is smaller than the WST scale {2 ** WST_J}")
+    if input_shape[0] < 2**WST_J or input_shape[1] < 2**WST_J:
+        raise ValueError(f"input_shape {tuple(input_shape)} is smaller than the WST scale {2**WST_J}")
 
 
 @register_model(paper="cxrnet", task="classification", cam_layer="feature_map")
-def build_cxrnet_classifier(*, weights: str | None = None, members: int = 6, input_shape=(300, 340, 1),
-                            mask_threshold: float = 0.3, mask_mode: str = "binary",
-                            gap_threshold: float | None = None, scale_by_input: bool = False, classes: int = 2,
-                            classifier_activation: str | None = "softmax", name: str = "cxrnet_classifier",
-                            **member_kwargs):
+def build_cxrnet_classifier(
+    *,
+    weights: str | None = None,
+    members: int = 6,
+    input_shape=(300, 340, 1),
+    mask_threshold: float = 0.3,
+    mask_mode: str = "binary",
+    gap_threshold: float | None = None,
+    scale_by_input: bool = False,
+    classes: int = 2,
+    classifier_activation: str | None = "softmax",
+    name: str = "cxrnet_classifier",
+    **member_kwargs,
+):
     """CXR-Net Module 2 as the authors ran it: one WST block feeding ``members`` members, maps averaged.
 
     Reference: Gatti et al., CXR-Net (seed paper 000), §2.2.3, Fig. 5, Table 2 (accuracy 0.789, ROC AUC 0.852 on
@@ -385,29 +472,61 @@ def build_cxrnet_classifier(*, weights: str | None = None, members: int = 6, inp
         >>> model.predict([X, M])                 # [[0.9387, 0.0613]] on the authors' sample
     """
     _check_classifier_args(members, input_shape, classifier_activation)
-    _check_member_args(classes, mask_mode, member_kwargs.get("filters", 17), member_kwargs.get("conv_blocks", 2),
-                       member_kwargs.get("dilation_rates", (1, 2, 3)))
+    _check_member_args(
+        classes,
+        mask_mode,
+        member_kwargs.get("filters", 17),
+        member_kwargs.get("conv_blocks", 2),
+        member_kwargs.get("dilation_rates", (1, 2, 3)),
+    )
     _check_modes(weights, gap_threshold, scale_by_input)
     image = keras.Input(shape=tuple(input_shape), name="image")
     mask = keras.Input(shape=tuple(input_shape), name="lung_mask")
-    out = module2(image, mask, members=members, classes=classes, classifier_activation=classifier_activation,
-                  mask_threshold=mask_threshold, mask_mode=mask_mode, gap_threshold=gap_threshold,
-                  scale_by_input=scale_by_input, **member_kwargs)
+    out = module2(
+        image,
+        mask,
+        members=members,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        mask_threshold=mask_threshold,
+        mask_mode=mask_mode,
+        gap_threshold=gap_threshold,
+        scale_by_input=scale_by_input,
+        **member_kwargs,
+    )
     model = keras.Model([image, mask], out["probabilities"], name=name)
-    return load_weights(model, weights, arch=CLASSIFIER_ARCH, loader=_load_classifier_weights, members=members,
-                        input_shape=tuple(input_shape), mask_threshold=mask_threshold, mask_mode=mask_mode,
-                        classes=classes)
+    return load_weights(
+        model,
+        weights,
+        arch=CLASSIFIER_ARCH,
+        loader=_load_classifier_weights,
+        members=members,
+        input_shape=tuple(input_shape),
+        mask_threshold=mask_threshold,
+        mask_mode=mask_mode,
+        classes=classes,
+    )
 
 
 # ------------------------------------------------------------------------------------------ the whole pipeline
 
+
 @register_model(paper="cxrnet", task="classification", cam_layer="feature_map")
-def build_cxrnet(*, weights: str | None = "cxrnet_classifier.hfhs_ensemble6",
-                 segmenter_weights: str | None = "res_cr_net.v7_lungs", members: int = 6,
-                 input_shape=(300, 340, 1), mask_threshold: float = 0.3, quantize_mask: bool = True,
-                 intensity_gate: tuple[float, float] = (6.0, 225.0), mean: float | None = None,
-                 std: float | None = None, classifier_activation: str | None = "softmax", name: str = "cxrnet",
-                 **module2_kwargs):
+def build_cxrnet(
+    *,
+    weights: str | None = "cxrnet_classifier.hfhs_ensemble6",
+    segmenter_weights: str | None = "res_cr_net.v7_lungs",
+    members: int = 6,
+    input_shape=(300, 340, 1),
+    mask_threshold: float = 0.3,
+    quantize_mask: bool = True,
+    intensity_gate: tuple[float, float] = (6.0, 225.0),
+    mean: float | None = None,
+    std: float | None = None,
+    classifier_activation: str | None = "softmax",
+    name: str = "cxrnet",
+    **module2_kwargs,
+):
     """The end-to-end CXR-Net: Module 1 (frozen), the authors' mask and standardization, Module 2, one model.
 
     Reference: Gatti et al., CXR-Net (seed paper 000), Fig. 5 and §2; the authors ran the steps as separate
@@ -457,8 +576,13 @@ def build_cxrnet(*, weights: str | None = "cxrnet_classifier.hfhs_ensemble6",
     mask_mode = module2_kwargs.pop("mask_mode", "binary")
     gap_threshold = module2_kwargs.get("gap_threshold")
     _check_classifier_args(members, input_shape, classifier_activation)
-    _check_member_args(classes, mask_mode, module2_kwargs.get("filters", 17), module2_kwargs.get("conv_blocks", 2),
-                       module2_kwargs.get("dilation_rates", (1, 2, 3)))
+    _check_member_args(
+        classes,
+        mask_mode,
+        module2_kwargs.get("filters", 17),
+        module2_kwargs.get("conv_blocks", 2),
+        module2_kwargs.get("dilation_rates", (1, 2, 3)),
+    )
     _check_modes(weights, gap_threshold, module2_kwargs.get("scale_by_input", False))
 
     image = keras.Input(shape=tuple(input_shape), name="image")
@@ -468,11 +592,32 @@ def build_cxrnet(*, weights: str | None = "cxrnet_classifier.hfhs_ensemble6",
     lung = SelectChannel(0, name="lung_mask")(probabilities)
     mask = LungMaskGate(low, high, levels=255 if quantize_mask else None, name="mask")([image, lung])
     standardized = keras.layers.Normalization(mean=mean, variance=std * std, name="standardize")(image)
-    out = module2(standardized, mask, members=members, classes=classes, classifier_activation=classifier_activation,
-                  mask_threshold=mask_threshold, mask_mode=mask_mode, **module2_kwargs)
-    outputs = {"probabilities": out["probabilities"], "logits": out["logits"], "feature_map": out["feature_map"],
-               "lung_mask": lung, "mask": mask}
+    out = module2(
+        standardized,
+        mask,
+        members=members,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        mask_threshold=mask_threshold,
+        mask_mode=mask_mode,
+        **module2_kwargs,
+    )
+    outputs = {
+        "probabilities": out["probabilities"],
+        "logits": out["logits"],
+        "feature_map": out["feature_map"],
+        "lung_mask": lung,
+        "mask": mask,
+    }
     model = keras.Model(image, outputs, name=name)
-    return load_weights(model, weights, arch=CLASSIFIER_ARCH, loader=_load_classifier_weights, members=members,
-                        input_shape=tuple(input_shape), mask_threshold=mask_threshold, mask_mode=mask_mode,
-                        classes=classes)
+    return load_weights(
+        model,
+        weights,
+        arch=CLASSIFIER_ARCH,
+        loader=_load_classifier_weights,
+        members=members,
+        input_shape=tuple(input_shape),
+        mask_threshold=mask_threshold,
+        mask_mode=mask_mode,
+        classes=classes,
+    )

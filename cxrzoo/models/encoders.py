@@ -30,7 +30,7 @@ Layer names follow ``keras.applications`` where a Keras model exists (DenseNet l
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 
@@ -49,11 +49,20 @@ ENCODER_CHANNELS = {
 }
 ENCODERS = tuple(ENCODER_CHANNELS)
 
-RESNET_BLOCKS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
-                 101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3))}
+RESNET_BLOCKS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
 # depth → (stem filters, growth rate, layers per dense block), as torchvision defines them
-DENSENET_CONFIGS = {121: (64, 32, (6, 12, 24, 16)), 161: (96, 48, (6, 12, 36, 24)),
-                    169: (64, 32, (6, 12, 32, 32)), 201: (64, 32, (6, 12, 48, 32))}
+DENSENET_CONFIGS = {
+    121: (64, 32, (6, 12, 24, 16)),
+    161: (96, 48, (6, 12, 36, 24)),
+    169: (64, 32, (6, 12, 32, 32)),
+    201: (64, 32, (6, 12, 48, 32)),
+}
 
 
 def batch_norm(x, *, name: str, epsilon: float = TORCH_EPSILON):
@@ -360,12 +369,15 @@ def check_divisible(inputs, divisor: int = 32) -> None:
     """
     sizes = tuple(inputs.shape[1:3])
     if any(s is not None and s % divisor for s in sizes):
-        raise ValueError(f"input height and width must be multiples of {divisor} for these encoder-decoder "
-                         f"models, got {sizes}; resize or pad the image (e.g. to 256×256)")
+        raise ValueError(
+            f"input height and width must be multiples of {divisor} for these encoder-decoder "
+            f"models, got {sizes}; resize or pad the image (e.g. to 256×256)"
+        )
 
 
-def build_encoder(encoder: str = "resnet18", *, weights=None, input_tensor=None, input_shape=(256, 256, 3),
-                  name: str | None = None):
+def build_encoder(
+    encoder: str = "resnet18", *, weights=None, input_tensor=None, input_shape=(256, 256, 3), name: str | None = None
+):
     """One of the five encoders as a ``keras.Model`` with its five SMP feature maps as outputs.
 
     Reference: see the module docstring (thesis §3.2.2; SMP encoders).
@@ -408,8 +420,13 @@ def count_trainable(model) -> int:
 # ------------------------------------------------------------------------------------------ classification backbones
 
 # The map each backbone's classifier pools (the natural Grad-CAM / Score-CAM target).
-CLASSIFIER_CAM_LAYER = {"resnet18": "conv5_block2_out", "resnet50": "conv5_block3_out", "densenet121": "relu",
-                        "densenet161": "relu", "inceptionv4": "inception_c3"}
+CLASSIFIER_CAM_LAYER = {
+    "resnet18": "conv5_block2_out",
+    "resnet50": "conv5_block3_out",
+    "densenet121": "relu",
+    "densenet161": "relu",
+    "inceptionv4": "inception_c3",
+}
 CLASSIFIER_ACTIVATIONS = (None, "softmax", "sigmoid")
 
 
@@ -427,22 +444,44 @@ def classification_features(inputs, backbone: str):
     return encoder_features(inputs, backbone)[-1]
 
 
-def build_backbone_classifier(backbone: str, *, weights=None, input_tensor=None, input_shape=(256, 256, 3),
-                              include_top: bool = True, pooling: str | None = None, classes: int = 1000,
-                              classifier_activation: str | None = "softmax", name: str, arch: str):
+def build_backbone_classifier(
+    backbone: str,
+    *,
+    weights=None,
+    input_tensor=None,
+    input_shape=(256, 256, 3),
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    name: str,
+    arch: str,
+):
     """``backbone`` (torchvision / Cadene graph) → :func:`classifier_top`, as a model; ``weights`` None or a path.
 
     The body of :func:`cxrzoo.build_cxr_classifier` and of seed 2's ResNet50 / DenseNet121; ``arch`` is the
     registry name their weights are checked against.
     """
     inputs = make_input(input_tensor, input_shape)
-    x = classifier_top(classification_features(inputs, backbone), include_top=include_top, pooling=pooling,
-                       classes=classes, classifier_activation=classifier_activation)
+    x = classifier_top(
+        classification_features(inputs, backbone),
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+    )
     return load_weights(keras.Model(inputs, x, name=name), weights, arch=arch, classes=classes)
 
 
-def classifier_top(x, *, include_top: bool = True, pooling: str | None = None, classes: int = 1000,
-                   classifier_activation: str | None = "softmax", dropout: float = 0.0):
+def classifier_top(
+    x,
+    *,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 1000,
+    classifier_activation: str | None = "softmax",
+    dropout: float = 0.0,
+):
     """keras.applications-style end of a classifier: global average pool → [dropout] → Dense ``predictions`` →
     optional activation layer (kept separate so the logits stay reachable at ``predictions``); without the top,
     ``pooling`` None / "avg" / "max"."""

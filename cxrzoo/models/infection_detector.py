@@ -28,7 +28,8 @@ files are given.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -50,9 +51,18 @@ _EIGHT_CONNECTED = np.ones((3, 3), bool)
 # ------------------------------------------------------------------------------------------------ classifiers
 
 
-def build_cxr_classifier(*, backbone: str, weights=None, input_tensor=None, input_shape=(256, 256, 3),
-                         include_top: bool = True, pooling: str | None = None, classes: int = 3,
-                         classifier_activation: str | None = "softmax", name: str | None = None):
+def build_cxr_classifier(
+    *,
+    backbone: str,
+    weights=None,
+    input_tensor=None,
+    input_shape=(256, 256, 3),
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 3,
+    classifier_activation: str | None = "softmax",
+    name: str | None = None,
+):
     """The thesis' CXR classifiers: an ImageNet backbone whose last layer is replaced by one linear layer.
 
     Reference: Tahir thesis (seed paper 003) §3.2.3, Tables 9, 10, 12 (scheme II: COVID-19 / non-COVID / normal on
@@ -79,16 +89,30 @@ def build_cxr_classifier(*, backbone: str, weights=None, input_tensor=None, inpu
         >>> model = cxrzoo.build_cxr_classifier(backbone="inceptionv4")
         >>> probs = model.predict(cxrzoo.preprocessing.recipe("tahir_classifier")(segmented_cxr)[None])
     """
-    return build_backbone_classifier(backbone, weights=weights, input_tensor=input_tensor, input_shape=input_shape,
-                                     include_top=include_top, pooling=pooling, classes=classes,
-                                     classifier_activation=classifier_activation,
-                                     name=name or f"cxr_classifier_{backbone}", arch=f"cxr_classifier_{backbone}")
+    return build_backbone_classifier(
+        backbone,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name or f"cxr_classifier_{backbone}",
+        arch=f"cxr_classifier_{backbone}",
+    )
 
 
 for _backbone in ENCODERS:
-    register(f"cxr_classifier_{_backbone}", build_cxr_classifier, paper="infection_detector",
-             task="classification", cam_layer=CLASSIFIER_CAM_LAYER[_backbone], backbone=_backbone,
-             summary=f"{_backbone} + one linear layer: the thesis' 3-class CXR classifier")
+    register(
+        f"cxr_classifier_{_backbone}",
+        build_cxr_classifier,
+        paper="infection_detector",
+        task="classification",
+        cam_layer=CLASSIFIER_CAM_LAYER[_backbone],
+        backbone=_backbone,
+        summary=f"{_backbone} + one linear layer: the thesis' 3-class CXR classifier",
+    )
 del _backbone
 
 SQUEEZENET_FIRES = {
@@ -114,9 +138,18 @@ def _ceil_max_pool(x, *, name: str):
 
 
 @register_model(paper="infection_detector", task="classification", cam_layer="fire9_concat")
-def build_squeezenet(*, weights=None, input_tensor=None, input_shape=(256, 256, 3), version: str = "1_0",
-                     include_top: bool = True, classes: int = 3, classifier_activation: str | None = "softmax",
-                     dropout: float = 0.5, name: str = "squeezenet"):
+def build_squeezenet(
+    *,
+    weights=None,
+    input_tensor=None,
+    input_shape=(256, 256, 3),
+    version: str = "1_0",
+    include_top: bool = True,
+    classes: int = 3,
+    classifier_activation: str | None = "softmax",
+    dropout: float = 0.5,
+    name: str = "squeezenet",
+):
     """SqueezeNet as torchvision defines it: the thesis' smallest classifier (scheme I, COVID-19 / MERS / SARS).
 
     Reference: Tahir thesis (seed paper 003) §3.2.3 and Table 4 (pools after the first convolution and after the
@@ -166,11 +199,18 @@ def build_squeezenet(*, weights=None, input_tensor=None, input_shape=(256, 256, 
 # ----------------------------------------------------------------------------------------- the thesis' system
 
 
-def build_infection_detector_models(*, lung_decoder: str = "fpn", lung_encoder: str = "densenet121",
-                                    infection_decoder: str = "unet_plus_plus", infection_encoder: str = "densenet121",
-                                    classifier_backbone: str | None = "inceptionv4", input_shape=(256, 256, 3),
-                                    lung_weights=None, infection_weights=None,
-                                    classifier_weights=None) -> dict[str, Any]:
+def build_infection_detector_models(
+    *,
+    lung_decoder: str = "fpn",
+    lung_encoder: str = "densenet121",
+    infection_decoder: str = "unet_plus_plus",
+    infection_encoder: str = "densenet121",
+    classifier_backbone: str | None = "inceptionv4",
+    input_shape=(256, 256, 3),
+    lung_weights=None,
+    infection_weights=None,
+    classifier_weights=None,
+) -> dict[str, Any]:
     """The three networks of the thesis' system, ready for :class:`InfectionDetector`.
 
     Reference: Tahir thesis (seed paper 003) §3.2, Figure 3; defaults are the best models of Tables 5, 7 and 10.
@@ -192,14 +232,21 @@ def build_infection_detector_models(*, lung_decoder: str = "fpn", lung_encoder: 
         >>> detector = cxrzoo.InfectionDetector(models["lung"], models["infection"], models["classifier"])
     """
     seg = dict(input_shape=input_shape, classes=1, activation="sigmoid")
-    lung = build_segmentation_model(lung_decoder, lung_encoder, weights=lung_weights,
-                                    name=f"lung_{lung_decoder}_{lung_encoder}", **seg)
-    infection = build_segmentation_model(infection_decoder, infection_encoder, weights=infection_weights,
-                                         name=f"infection_{infection_decoder}_{infection_encoder}", **seg)
+    lung = build_segmentation_model(
+        lung_decoder, lung_encoder, weights=lung_weights, name=f"lung_{lung_decoder}_{lung_encoder}", **seg
+    )
+    infection = build_segmentation_model(
+        infection_decoder,
+        infection_encoder,
+        weights=infection_weights,
+        name=f"infection_{infection_decoder}_{infection_encoder}",
+        **seg,
+    )
     classifier = None
     if classifier_backbone is not None:
-        classifier = build_cxr_classifier(backbone=classifier_backbone, input_shape=input_shape,
-                                          weights=classifier_weights)
+        classifier = build_cxr_classifier(
+            backbone=classifier_backbone, input_shape=input_shape, weights=classifier_weights
+        )
     return {"lung": lung, "infection": infection, "classifier": classifier}
 
 
@@ -254,8 +301,9 @@ def fill_holes(mask) -> np.ndarray:
     return ndimage.binary_fill_holes(_binary(mask, "mask"))
 
 
-def postprocess_lung_mask(probability, *, threshold: float = THRESHOLD,
-                          min_region_fraction: float = MIN_REGION_FRACTION) -> np.ndarray:
+def postprocess_lung_mask(
+    probability, *, threshold: float = THRESHOLD, min_region_fraction: float = MIN_REGION_FRACTION
+) -> np.ndarray:
     """Thesis §3.2.2.2 for the lung: ``p > threshold``, hole filling, then removal of the regions smaller than
     ``min_region_fraction`` of the predicted positive pixels. Returns a boolean (H, W) mask."""
     predicted = _probability(probability, "lung probability") > threshold
@@ -306,10 +354,10 @@ def split_lungs(lung_mask) -> tuple[np.ndarray, np.ndarray]:
     if x0 < centre < x1:
         quarter = (x1 - x0) // 4
         lo, hi = x0 + quarter, x1 - quarter
-        counts = lung[:, lo:hi + 1].sum(axis=0)
+        counts = lung[:, lo : hi + 1].sum(axis=0)
         cut = lo + int(np.argmin(counts))
         left = lung.copy()
-        left[:, :cut + 1] = False
+        left[:, : cut + 1] = False
         return left, lung & ~left
     if columns[0] > centre:
         return lung.copy(), right
@@ -342,8 +390,13 @@ def quantify_infection(lung_mask, infection_mask) -> dict[str, Any]:
     }
 
 
-def detect_infection(lung_probability, infection_probability, *, threshold: float = THRESHOLD,
-                     min_region_fraction: float = MIN_REGION_FRACTION) -> dict[str, Any]:
+def detect_infection(
+    lung_probability,
+    infection_probability,
+    *,
+    threshold: float = THRESHOLD,
+    min_region_fraction: float = MIN_REGION_FRACTION,
+) -> dict[str, Any]:
     """The thesis' post-processing, detection and quantification for one image's two probability maps.
 
     Args:
@@ -383,8 +436,9 @@ def _foreground(output: np.ndarray, is_probability: bool, what: str) -> np.ndarr
         z = output - output.max(axis=-1, keepdims=True)
         e = np.exp(z)
         return e[..., 1] / e.sum(axis=-1)
-    raise ValueError(f"the {what} segmenter must output 1 channel (foreground) or 2 (background, foreground); "
-                     f"it outputs {channels}")
+    raise ValueError(
+        f"the {what} segmenter must output 1 channel (foreground) or 2 (background, foreground); it outputs {channels}"
+    )
 
 
 def _input_size(model, default=(256, 256)) -> tuple[int, int]:
@@ -429,9 +483,20 @@ class InfectionDetector:
         >>> result["covid_positive"], result["infected_fraction_left"]
     """
 
-    def __init__(self, lung_segmenter, infection_segmenter, classifier=None, *, labels: Sequence[str] = TAHIR_LABELS,
-                 threshold: float = THRESHOLD, min_region_fraction: float = MIN_REGION_FRACTION,
-                 segmentation_recipe=None, classifier_recipe=None, score_cam=None, batch_size: int = 8):
+    def __init__(
+        self,
+        lung_segmenter,
+        infection_segmenter,
+        classifier=None,
+        *,
+        labels: Sequence[str] = TAHIR_LABELS,
+        threshold: float = THRESHOLD,
+        min_region_fraction: float = MIN_REGION_FRACTION,
+        segmentation_recipe=None,
+        classifier_recipe=None,
+        score_cam=None,
+        batch_size: int = 8,
+    ):
         from cxrzoo.preprocessing import recipe
 
         if not 0.0 < threshold < 1.0:
@@ -443,15 +508,19 @@ class InfectionDetector:
         self.classifier = classifier
         self.labels = tuple(labels)
         if classifier is not None and int(classifier.output_shape[-1]) != len(self.labels):
-            raise ValueError(f"the classifier has {classifier.output_shape[-1]} outputs but {len(self.labels)} "
-                             f"labels were given: {self.labels}")
+            raise ValueError(
+                f"the classifier has {classifier.output_shape[-1]} outputs but {len(self.labels)} "
+                f"labels were given: {self.labels}"
+            )
         self.threshold = float(threshold)
         self.min_region_fraction = float(min_region_fraction)
         self.batch_size = int(batch_size)
         self.segmentation_size = _input_size(lung_segmenter)
         if _input_size(infection_segmenter) != self.segmentation_size:
-            raise ValueError(f"the lung and infection segmenters must share an input size, got "
-                             f"{self.segmentation_size} and {_input_size(infection_segmenter)}")
+            raise ValueError(
+                f"the lung and infection segmenters must share an input size, got "
+                f"{self.segmentation_size} and {_input_size(infection_segmenter)}"
+            )
         self.segmentation_recipe = segmentation_recipe or recipe("tahir_segmentation", size=self.segmentation_size)
         self.classifier_recipe = classifier_recipe
         if classifier is not None and classifier_recipe is None:
@@ -461,15 +530,32 @@ class InfectionDetector:
         self._parallel = self._parallel_model()
 
     @classmethod
-    def build(cls, *, lung_decoder: str = "fpn", lung_encoder: str = "densenet121",
-              infection_decoder: str = "unet_plus_plus", infection_encoder: str = "densenet121",
-              classifier_backbone: str | None = "inceptionv4", input_shape=(256, 256, 3), lung_weights=None,
-              infection_weights=None, classifier_weights=None, **detector_kwargs) -> "InfectionDetector":
+    def build(
+        cls,
+        *,
+        lung_decoder: str = "fpn",
+        lung_encoder: str = "densenet121",
+        infection_decoder: str = "unet_plus_plus",
+        infection_encoder: str = "densenet121",
+        classifier_backbone: str | None = "inceptionv4",
+        input_shape=(256, 256, 3),
+        lung_weights=None,
+        infection_weights=None,
+        classifier_weights=None,
+        **detector_kwargs,
+    ) -> InfectionDetector:
         """Builds the three networks with :func:`build_infection_detector_models` and wraps them."""
         models = build_infection_detector_models(
-            lung_decoder=lung_decoder, lung_encoder=lung_encoder, infection_decoder=infection_decoder,
-            infection_encoder=infection_encoder, classifier_backbone=classifier_backbone, input_shape=input_shape,
-            lung_weights=lung_weights, infection_weights=infection_weights, classifier_weights=classifier_weights)
+            lung_decoder=lung_decoder,
+            lung_encoder=lung_encoder,
+            infection_decoder=infection_decoder,
+            infection_encoder=infection_encoder,
+            classifier_backbone=classifier_backbone,
+            input_shape=input_shape,
+            lung_weights=lung_weights,
+            infection_weights=infection_weights,
+            classifier_weights=classifier_weights,
+        )
         return cls(models["lung"], models["infection"], models["classifier"], **detector_kwargs)
 
     def _parallel_model(self):
@@ -478,8 +564,9 @@ class InfectionDetector:
         if self.lung_segmenter.input_shape != self.infection_segmenter.input_shape:
             return None
         inputs = keras.Input(shape=self.lung_segmenter.input_shape[1:], name="cxr")
-        return keras.Model(inputs, [self.lung_segmenter(inputs), self.infection_segmenter(inputs)],
-                           name="parallel_segmenters")
+        return keras.Model(
+            inputs, [self.lung_segmenter(inputs), self.infection_segmenter(inputs)], name="parallel_segmenters"
+        )
 
     # ------------------------------------------------------------------------------------------------ inputs
 
@@ -492,8 +579,9 @@ class InfectionDetector:
             if single:
                 return [images], True
             if images.ndim not in (3, 4):
-                raise ValueError(f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape "
-                                 f"{images.shape}")
+                raise ValueError(
+                    f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape {images.shape}"
+                )
             return list(images), False
         if isinstance(images, (list, tuple)):
             if not images:
@@ -528,8 +616,10 @@ class InfectionDetector:
         else:
             lung = self.lung_segmenter.predict(batch, batch_size=self.batch_size, verbose=0)
             infection = self.infection_segmenter.predict(batch, batch_size=self.batch_size, verbose=0)
-        return (_foreground(np.asarray(lung), self._probability[0], "lung"),
-                _foreground(np.asarray(infection), self._probability[1], "infection"))
+        return (
+            _foreground(np.asarray(lung), self._probability[0], "lung"),
+            _foreground(np.asarray(infection), self._probability[1], "infection"),
+        )
 
     def __call__(self, images, *, explain: bool = False):
         from cxrzoo.preprocessing import resize
@@ -542,8 +632,9 @@ class InfectionDetector:
             size = gray.shape
             lp = resize(np.ascontiguousarray(lp, np.float32), size, "bilinear")
             ip = resize(np.ascontiguousarray(ip, np.float32), size, "bilinear")
-            results.append(detect_infection(lp, ip, threshold=self.threshold,
-                                            min_region_fraction=self.min_region_fraction))
+            results.append(
+                detect_infection(lp, ip, threshold=self.threshold, min_region_fraction=self.min_region_fraction)
+            )
         if self.classifier is not None:
             self._classify(grays, results, explain=explain)
         elif explain:
@@ -553,8 +644,9 @@ class InfectionDetector:
     def _classify(self, grays, results, *, explain: bool) -> None:
         from cxrzoo.preprocessing import resize
 
-        segmented = np.stack([self.classifier_recipe(np.where(r["lung_mask"], g, 0).astype(g.dtype))
-                              for g, r in zip(grays, results)])
+        segmented = np.stack(
+            [self.classifier_recipe(np.where(r["lung_mask"], g, 0).astype(g.dtype)) for g, r in zip(grays, results)]
+        )
         probs = np.asarray(self.classifier.predict(segmented, batch_size=self.batch_size, verbose=0))
         for r, p in zip(results, probs):
             r["class_probabilities"] = {label: float(v) for label, v in zip(self.labels, p)}
@@ -574,7 +666,18 @@ class InfectionDetector:
         return self._score_cam
 
 
-__all__ = ["build_cxr_classifier", "build_squeezenet", "build_infection_detector_models", "InfectionDetector",
-           "detect_infection", "quantify_infection", "split_lungs", "postprocess_lung_mask",
-           "postprocess_infection_mask", "remove_small_regions", "fill_holes", "TAHIR_LABELS",
-           "COVID_FAMILY_LABELS"]
+__all__ = [
+    "COVID_FAMILY_LABELS",
+    "TAHIR_LABELS",
+    "InfectionDetector",
+    "build_cxr_classifier",
+    "build_infection_detector_models",
+    "build_squeezenet",
+    "detect_infection",
+    "fill_holes",
+    "postprocess_infection_mask",
+    "postprocess_lung_mask",
+    "quantify_infection",
+    "remove_small_regions",
+    "split_lungs",
+]

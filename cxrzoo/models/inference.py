@@ -61,9 +61,15 @@ def _pairs(model) -> dict[str, str]:
         if not isinstance(bn, keras.layers.BatchNormalization) or len(sources) != 1 or calls[name] != 1:
             continue
         conv = layers.get(sources[0])
-        if (isinstance(conv, _FOLDABLE) and readers.get(conv.name) == 1 and calls[conv.name] == 1
-                and conv.name not in outputs and conv.data_format == "channels_last"
-                and conv.activation in (None, keras.activations.linear) and bn.axis in (-1, len(bn.input.shape) - 1)):
+        if (
+            isinstance(conv, _FOLDABLE)
+            and readers.get(conv.name) == 1
+            and calls[conv.name] == 1
+            and conv.name not in outputs
+            and conv.data_format == "channels_last"
+            and conv.activation in (None, keras.activations.linear)
+            and bn.axis in (-1, len(bn.input.shape) - 1)
+        ):
             pairs[conv.name] = bn.name
     return pairs
 
@@ -129,8 +135,9 @@ def _per_pixel(layer) -> bool:
     """Whether ``layer`` acts on each pixel alone at inference (so it commutes with a polyphase split)."""
     if isinstance(layer, keras.layers.BatchNormalization):
         return layer.axis in (-1, len(layer.input.shape) - 1)
-    return isinstance(layer, (FoldedBatchNormalization, keras.layers.LeakyReLU, keras.layers.ReLU,
-                              keras.layers.Activation))
+    return isinstance(
+        layer, (FoldedBatchNormalization, keras.layers.LeakyReLU, keras.layers.ReLU, keras.layers.Activation)
+    )
 
 
 def _dilation(layer, min_rate: int) -> int:

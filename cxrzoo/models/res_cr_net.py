@@ -21,7 +21,7 @@ authors' Keras 2 files use, and the published weights load by name through that 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
@@ -33,20 +33,44 @@ LEAKY_SLOPE = 0.1
 ARCH = "res_cr_net"
 
 
-def conv_branch(x, filters: int, kernel_size: int, dilation_rate: int, *, name: str,
-                kernel_initializer="he_normal", first_regularizer=None):
+def conv_branch(
+    x,
+    filters: int,
+    kernel_size: int,
+    dilation_rate: int,
+    *,
+    name: str,
+    kernel_initializer="he_normal",
+    first_regularizer=None,
+):
     """One residual branch: SeparableConv → BN → LeakyReLU → SeparableConv (linear, with bias)."""
     conv = dict(padding="same", depthwise_initializer=kernel_initializer, pointwise_initializer=kernel_initializer)
-    x = SeparableConv2D(filters, kernel_size, dilation_rate=dilation_rate, name=f"{name}_conv1",
-                        depthwise_regularizer=first_regularizer, pointwise_regularizer=first_regularizer, **conv)(x)
+    x = SeparableConv2D(
+        filters,
+        kernel_size,
+        dilation_rate=dilation_rate,
+        name=f"{name}_conv1",
+        depthwise_regularizer=first_regularizer,
+        pointwise_regularizer=first_regularizer,
+        **conv,
+    )(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     x = keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{name}_act")(x)
     return SeparableConv2D(filters, kernel_size, dilation_rate=dilation_rate, name=f"{name}_conv2", **conv)(x)
 
 
-def conv_res_block(x, filters: int, *, kernel_sizes: Sequence[int], dilation_rates: Sequence[int], name: str,
-                   preactivate: bool, mode: str = "conc", kernel_initializer="he_normal",
-                   first_regularizer=None):
+def conv_res_block(
+    x,
+    filters: int,
+    *,
+    kernel_sizes: Sequence[int],
+    dilation_rates: Sequence[int],
+    name: str,
+    preactivate: bool,
+    mode: str = "conc",
+    kernel_initializer="he_normal",
+    first_regularizer=None,
+):
     """The CONV RES block of Res-CR-Net and CXR-Net.
 
     ``mode="conc"`` concatenates the branches (``len(kernel_sizes) * filters`` maps) and adds a shortcut of that
@@ -62,13 +86,21 @@ def conv_res_block(x, filters: int, *, kernel_sizes: Sequence[int], dilation_rat
         branch_input = keras.layers.BatchNormalization(name=f"{name}_preact_bn")(x)
         branch_input = keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{name}_preact_act")(branch_input)
     branches = [
-        conv_branch(branch_input, filters, k, d, name=f"{name}_branch{i}", kernel_initializer=kernel_initializer,
-                    first_regularizer=first_regularizer)
+        conv_branch(
+            branch_input,
+            filters,
+            k,
+            d,
+            name=f"{name}_branch{i}",
+            kernel_initializer=kernel_initializer,
+            first_regularizer=first_regularizer,
+        )
         for i, (k, d) in enumerate(zip(kernel_sizes, dilation_rates), start=1)
     ]
     width = filters * len(branches) if mode == "conc" else filters
-    shortcut = keras.layers.Conv2D(width, 1, padding="same", kernel_initializer=kernel_initializer,
-                                   name=f"{name}_shortcut_conv")(x)
+    shortcut = keras.layers.Conv2D(
+        width, 1, padding="same", kernel_initializer=kernel_initializer, name=f"{name}_shortcut_conv"
+    )(x)
     shortcut = keras.layers.BatchNormalization(name=f"{name}_shortcut_bn")(shortcut)
     if mode == "conc":
         merged = keras.layers.Concatenate(name=f"{name}_concat")(branches)
@@ -76,8 +108,9 @@ def conv_res_block(x, filters: int, *, kernel_sizes: Sequence[int], dilation_rat
     return keras.layers.Add(name=f"{name}_add")([shortcut, *branches])
 
 
-def lstm_res_block(x, classes: int, *, filters: int = 1, recurrent_dropout: float = 0.1, name: str,
-                   kernel_initializer="he_normal"):
+def lstm_res_block(
+    x, classes: int, *, filters: int = 1, recurrent_dropout: float = 0.1, name: str, kernel_initializer="he_normal"
+):
     """The LSTM RES block of the full Res-CR-Net.
 
     A 1×1 convolution to ``classes`` maps with LeakyReLU gives ``y`` (B, H, W, C). ``y`` is viewed as a sequence
@@ -86,16 +119,22 @@ def lstm_res_block(x, classes: int, *, filters: int = 1, recurrent_dropout: floa
     The authors' code also builds a second 1×1 shortcut that its output never uses; it is left out here, which
     changes neither the outputs nor the parameter count of the authors' graph.
     """
-    y = keras.layers.Conv2D(classes, 1, padding="same", kernel_initializer=kernel_initializer,
-                            name=f"{name}_conv")(x)
+    y = keras.layers.Conv2D(classes, 1, padding="same", kernel_initializer=kernel_initializer, name=f"{name}_conv")(x)
     y = keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{name}_act")(y)
     seq = ExpandDims(-1, name=f"{name}_expand")(y)  # (B, H, W, C, 1): H is the time axis
 
     def bidirectional(tag):
         return keras.layers.Bidirectional(
-            keras.layers.ConvLSTM2D(filters, kernel_size=(3, classes), padding="same", return_sequences=True,
-                                    recurrent_dropout=recurrent_dropout, kernel_initializer=kernel_initializer),
-            name=f"{name}_{tag}_lstm")
+            keras.layers.ConvLSTM2D(
+                filters,
+                kernel_size=(3, classes),
+                padding="same",
+                return_sequences=True,
+                recurrent_dropout=recurrent_dropout,
+                kernel_initializer=kernel_initializer,
+            ),
+            name=f"{name}_{tag}_lstm",
+        )
 
     rows = bidirectional("rows")(seq)
     cols = keras.layers.Permute((2, 1, 3, 4), name=f"{name}_to_cols")(seq)
@@ -143,12 +182,24 @@ def _load_res_cr_net_weights(model, paths, entry):
 
 
 @register_model(paper="cxrnet", task="segmentation", cam_layer="head_conv")
-def build_res_cr_net(*, weights: str | None = None, input_tensor=None, input_shape=(300, 340, 1), classes: int = 2,
-                     filters: int = 16, conv_blocks: int = 5, lstm_blocks: int = 0,
-                     kernel_sizes: Sequence[int] = (3, 5, 7), dilation_rates: Sequence[int] = (1, 3, 5),
-                     dropout: float = 0.05, lstm_filters: int = 1, recurrent_dropout: float = 0.1,
-                     classifier_activation: str | None = "softmax", kernel_initializer="he_normal",
-                     name: str = "res_cr_net"):
+def build_res_cr_net(
+    *,
+    weights: str | None = None,
+    input_tensor=None,
+    input_shape=(300, 340, 1),
+    classes: int = 2,
+    filters: int = 16,
+    conv_blocks: int = 5,
+    lstm_blocks: int = 0,
+    kernel_sizes: Sequence[int] = (3, 5, 7),
+    dilation_rates: Sequence[int] = (1, 3, 5),
+    dropout: float = 0.05,
+    lstm_filters: int = 1,
+    recurrent_dropout: float = 0.1,
+    classifier_activation: str | None = "softmax",
+    kernel_initializer="he_normal",
+    name: str = "res_cr_net",
+):
     """Res-CR-Net lung segmenter (CXR-Net Module 1; the full Res-CR-Net with ``lstm_blocks > 0``).
 
     Reference: Gatti et al., CXR-Net (seed paper 000), §2 "Module 1"; Abdallah et al., Res-CR-Net.
@@ -190,16 +241,19 @@ def build_res_cr_net(*, weights: str | None = None, input_tensor=None, input_sha
     if classifier_activation not in ("softmax", "sigmoid", None):
         raise ValueError(f"classifier_activation must be 'softmax', 'sigmoid' or None, got {classifier_activation!r}")
     if lstm_blocks and (input_tensor is None and None in tuple(input_shape)[:2]):
-        raise ValueError("lstm_blocks > 0 needs a fixed input height and width (Keras ConvLSTM2D runs over static "
-                         f"spatial sizes); got input_shape={tuple(input_shape)}")
+        raise ValueError(
+            "lstm_blocks > 0 needs a fixed input height and width (Keras ConvLSTM2D runs over static "
+            f"spatial sizes); got input_shape={tuple(input_shape)}"
+        )
     if input_tensor is None:
         if len(input_shape) != 3:
             raise ValueError(f"input_shape must be (H, W, C), got {input_shape}")
         inputs = keras.Input(shape=tuple(input_shape), name="image")
     else:
         inputs = input_tensor
-    block = dict(kernel_sizes=tuple(kernel_sizes), dilation_rates=tuple(dilation_rates),
-                 kernel_initializer=kernel_initializer)
+    block = dict(
+        kernel_sizes=tuple(kernel_sizes), dilation_rates=tuple(dilation_rates), kernel_initializer=kernel_initializer
+    )
 
     x = conv_res_block(inputs, filters, name="stem", preactivate=False, **block)
     x = keras.layers.SpatialDropout2D(dropout, name="stem_dropout")(x)
@@ -208,16 +262,29 @@ def build_res_cr_net(*, weights: str | None = None, input_tensor=None, input_sha
         x = keras.layers.SpatialDropout2D(dropout, name=f"block{r}_dropout")(x)
     if lstm_blocks == 0:
         x = conv_res_block(x, filters, name=f"block{conv_blocks}", preactivate=True, **block)
-        x = keras.layers.Conv2D(classes, 1, padding="same", kernel_initializer=kernel_initializer,
-                                name="head_conv")(x)
+        x = keras.layers.Conv2D(classes, 1, padding="same", kernel_initializer=kernel_initializer, name="head_conv")(x)
         x = keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name="head_act")(x)
     else:
         for m in range(1, lstm_blocks + 1):
-            x = lstm_res_block(x, classes, filters=lstm_filters, recurrent_dropout=recurrent_dropout,
-                               name=f"lstm{m}", kernel_initializer=kernel_initializer)
+            x = lstm_res_block(
+                x,
+                classes,
+                filters=lstm_filters,
+                recurrent_dropout=recurrent_dropout,
+                name=f"lstm{m}",
+                kernel_initializer=kernel_initializer,
+            )
     if classifier_activation is not None:
         x = keras.layers.Activation(classifier_activation, name=classifier_activation)(x)
     model = keras.Model(inputs, x, name=name)
     # Fully convolutional: the weights fit any input size, so only the structural arguments are checked.
-    return load_weights(model, weights, arch=ARCH, loader=_load_res_cr_net_weights, classes=classes,
-                        filters=filters, conv_blocks=conv_blocks, lstm_blocks=lstm_blocks)
+    return load_weights(
+        model,
+        weights,
+        arch=ARCH,
+        loader=_load_res_cr_net_weights,
+        classes=classes,
+        filters=filters,
+        conv_blocks=conv_blocks,
+        lstm_blocks=lstm_blocks,
+    )

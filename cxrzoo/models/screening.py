@@ -23,8 +23,15 @@ from __future__ import annotations
 
 import keras
 
-from cxrzoo.models.encoders import (CLASSIFIER_ACTIVATIONS, build_backbone_classifier, classifier_top,
-                                    dense_predictions, inception_conv, make_input, torch_conv)
+from cxrzoo.models.encoders import (
+    CLASSIFIER_ACTIVATIONS,
+    build_backbone_classifier,
+    classifier_top,
+    dense_predictions,
+    inception_conv,
+    make_input,
+    torch_conv,
+)
 from cxrzoo.registry import register_model
 from cxrzoo.weights.loading import load_weights
 
@@ -45,9 +52,17 @@ def _finish(inputs, x, *, name, weights, arch, **structural):
 
 
 @register_model(paper="screening", task="classification", cam_layer="conv5")
-def build_alexnet(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_224, include_top: bool = True,
-                  classes: int = 1, classifier_activation: str | None = None, dropout: float = 0.5,
-                  name: str = "alexnet"):
+def build_alexnet(
+    *,
+    weights=None,
+    input_tensor=None,
+    input_shape=GRAYSCALE_224,
+    include_top: bool = True,
+    classes: int = 1,
+    classifier_activation: str | None = None,
+    dropout: float = 0.5,
+    name: str = "alexnet",
+):
     """AlexNet as torchvision defines it (5 convolutions, 3 fully connected layers with dropout).
 
     Reference: Loconte & Colavito (seed paper 002) §IV-A, Table V (57.0 M parameters, 21.5 ms per image on an Intel
@@ -73,8 +88,9 @@ def build_alexnet(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_224,
     """
     _check_top(classes, classifier_activation)
     inputs = make_input(input_tensor, input_shape)
-    x = keras.layers.ReLU(name="conv1_relu")(torch_conv(inputs, 64, 11, strides=4, padding=2, use_bias=True,
-                                                        name="conv1"))
+    x = keras.layers.ReLU(name="conv1_relu")(
+        torch_conv(inputs, 64, 11, strides=4, padding=2, use_bias=True, name="conv1")
+    )
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
     x = keras.layers.Conv2D(192, 5, padding="same", activation="relu", name="conv2")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool2")(x)
@@ -94,9 +110,17 @@ def build_alexnet(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_224,
 
 
 @register_model(paper="screening", task="classification", cam_layer="block5_conv3")
-def build_vgg16(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_224, include_top: bool = True,
-                classes: int = 1, classifier_activation: str | None = None, dropout: float = 0.5,
-                name: str = "vgg16"):
+def build_vgg16(
+    *,
+    weights=None,
+    input_tensor=None,
+    input_shape=GRAYSCALE_224,
+    include_top: bool = True,
+    classes: int = 1,
+    classifier_activation: str | None = None,
+    dropout: float = 0.5,
+    name: str = "vgg16",
+):
     """VGG16 (configuration D, no BatchNorm) as torchvision defines it.
 
     Reference: Loconte & Colavito (seed paper 002) §IV-B, Table V (134.3 M parameters, 171.0 ms per image on CPU);
@@ -130,9 +154,17 @@ def build_vgg16(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_224, i
 
 
 @register_model(paper="screening", task="classification", cam_layer="conv5_block3_out")
-def build_resnet50(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_224, include_top: bool = True,
-                   pooling: str | None = None, classes: int = 1, classifier_activation: str | None = None,
-                   name: str = "resnet50"):
+def build_resnet50(
+    *,
+    weights=None,
+    input_tensor=None,
+    input_shape=GRAYSCALE_224,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 1,
+    classifier_activation: str | None = None,
+    name: str = "resnet50",
+):
     """ResNet50 as torchvision defines it (no convolution biases, stride on the bottleneck's 3×3).
 
     Reference: Loconte & Colavito (seed paper 002) §IV-C, Table V (23.5 M parameters, 95.1 ms per image on CPU);
@@ -147,15 +179,32 @@ def build_resnet50(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_224
     Example:
         >>> model = cxrzoo.build_resnet50()
     """
-    return build_backbone_classifier("resnet50", weights=weights, input_tensor=input_tensor, input_shape=input_shape,
-                                     include_top=include_top, pooling=pooling, classes=classes,
-                                     classifier_activation=classifier_activation, name=name, arch="resnet50")
+    return build_backbone_classifier(
+        "resnet50",
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        arch="resnet50",
+    )
 
 
 @register_model(paper="screening", task="classification", cam_layer="relu")
-def build_densenet121(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_224, include_top: bool = True,
-                      pooling: str | None = None, classes: int = 1, classifier_activation: str | None = None,
-                      name: str = "densenet121"):
+def build_densenet121(
+    *,
+    weights=None,
+    input_tensor=None,
+    input_shape=GRAYSCALE_224,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classes: int = 1,
+    classifier_activation: str | None = None,
+    name: str = "densenet121",
+):
     """DenseNet121 as torchvision defines it (layer names and shapes of ``keras.applications.DenseNet121``).
 
     Reference: Loconte & Colavito (seed paper 002) §IV-D, Table V (7.0 M parameters, 84.1 ms per image on CPU);
@@ -169,10 +218,18 @@ def build_densenet121(*, weights=None, input_tensor=None, input_shape=GRAYSCALE_
     Example:
         >>> model = cxrzoo.build_densenet121()
     """
-    return build_backbone_classifier("densenet121", weights=weights, input_tensor=input_tensor,
-                                     input_shape=input_shape, include_top=include_top, pooling=pooling,
-                                     classes=classes, classifier_activation=classifier_activation, name=name,
-                                     arch="densenet121")
+    return build_backbone_classifier(
+        "densenet121",
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+        arch="densenet121",
+    )
 
 
 # ------------------------------------------------------------------------------------------------------ InceptionV3
@@ -193,8 +250,9 @@ def inception_v3_a(x, pool_features: int, *, name: str):
     b3 = inception_conv(x, 64, 1, name=f"{name}_branch3x3dbl_1")
     b3 = inception_conv(b3, 96, 3, padding=1, name=f"{name}_branch3x3dbl_2")
     b3 = inception_conv(b3, 96, 3, padding=1, name=f"{name}_branch3x3dbl_3")
-    bp = inception_conv(_torch_avg_pool_3x3(x, name=f"{name}_branch_pool_avg"), pool_features, 1,
-                        name=f"{name}_branch_pool")
+    bp = inception_conv(
+        _torch_avg_pool_3x3(x, name=f"{name}_branch_pool_avg"), pool_features, 1, name=f"{name}_branch_pool"
+    )
     return keras.layers.Concatenate(name=name)([b1, b5, b3, bp])
 
 
@@ -240,14 +298,20 @@ def inception_v3_e(x, *, name: str):
     """torchvision InceptionE (Mixed_7b/c, expanded 1×3 / 3×1 branches)."""
     b1 = inception_conv(x, 320, 1, name=f"{name}_branch1x1")
     b3 = inception_conv(x, 384, 1, name=f"{name}_branch3x3_1")
-    b3 = keras.layers.Concatenate(name=f"{name}_branch3x3")([
-        inception_conv(b3, 384, (1, 3), padding=(0, 1), name=f"{name}_branch3x3_2a"),
-        inception_conv(b3, 384, (3, 1), padding=(1, 0), name=f"{name}_branch3x3_2b")])
+    b3 = keras.layers.Concatenate(name=f"{name}_branch3x3")(
+        [
+            inception_conv(b3, 384, (1, 3), padding=(0, 1), name=f"{name}_branch3x3_2a"),
+            inception_conv(b3, 384, (3, 1), padding=(1, 0), name=f"{name}_branch3x3_2b"),
+        ]
+    )
     bd = inception_conv(x, 448, 1, name=f"{name}_branch3x3dbl_1")
     bd = inception_conv(bd, 384, 3, padding=1, name=f"{name}_branch3x3dbl_2")
-    bd = keras.layers.Concatenate(name=f"{name}_branch3x3dbl")([
-        inception_conv(bd, 384, (1, 3), padding=(0, 1), name=f"{name}_branch3x3dbl_3a"),
-        inception_conv(bd, 384, (3, 1), padding=(1, 0), name=f"{name}_branch3x3dbl_3b")])
+    bd = keras.layers.Concatenate(name=f"{name}_branch3x3dbl")(
+        [
+            inception_conv(bd, 384, (1, 3), padding=(0, 1), name=f"{name}_branch3x3dbl_3a"),
+            inception_conv(bd, 384, (3, 1), padding=(1, 0), name=f"{name}_branch3x3dbl_3b"),
+        ]
+    )
     bp = inception_conv(_torch_avg_pool_3x3(x, name=f"{name}_branch_pool_avg"), 192, 1, name=f"{name}_branch_pool")
     return keras.layers.Concatenate(name=name)([b1, b3, bd, bp])
 
@@ -262,10 +326,19 @@ def inception_v3_aux(x, classes: int, classifier_activation, *, name: str = "aux
 
 
 @register_model(paper="screening", task="classification", cam_layer="mixed_7c")
-def build_inception_v3(*, weights=None, input_tensor=None, input_shape=(299, 299, 1), include_top: bool = True,
-                       pooling: str | None = None, aux_classifier: bool = True, classes: int = 1,
-                       classifier_activation: str | None = None, dropout: float = 0.5,
-                       name: str = "inception_v3"):
+def build_inception_v3(
+    *,
+    weights=None,
+    input_tensor=None,
+    input_shape=(299, 299, 1),
+    include_top: bool = True,
+    pooling: str | None = None,
+    aux_classifier: bool = True,
+    classes: int = 1,
+    classifier_activation: str | None = None,
+    dropout: float = 0.5,
+    name: str = "inception_v3",
+):
     """InceptionV3 as torchvision defines it, with its auxiliary classifier for training.
 
     Reference: Loconte & Colavito (seed paper 002) §IV-E and §V-A (auxiliary loss weighted 0.3, 224×224 images
@@ -313,11 +386,18 @@ def build_inception_v3(*, weights=None, input_tensor=None, input_shape=(299, 299
     x = inception_v3_d(x, name="mixed_7a")
     x = inception_v3_e(x, name="mixed_7b")
     x = inception_v3_e(x, name="mixed_7c")
-    x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,
-                       classifier_activation=classifier_activation, dropout=dropout)
+    x = classifier_top(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
+    )
     outputs = [x, aux] if aux is not None else x
-    return _finish(inputs, outputs, name=name, weights=weights, arch="inception_v3", classes=classes,
-                   aux_classifier=aux_classifier)
+    return _finish(
+        inputs, outputs, name=name, weights=weights, arch="inception_v3", classes=classes, aux_classifier=aux_classifier
+    )
 
 
 def without_aux_classifier(model):

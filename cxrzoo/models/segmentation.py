@@ -27,13 +27,21 @@ built with the same arguments.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
 from cxrzoo.layers import AlignedBilinearUpsampling2D
-from cxrzoo.models.encoders import (ENCODER_CHANNELS, ENCODERS, TORCH_EPSILON, TORCH_MOMENTUM, build_encoder,
-                                    check_divisible, check_encoder, make_input)
+from cxrzoo.models.encoders import (
+    ENCODER_CHANNELS,
+    ENCODERS,
+    TORCH_EPSILON,
+    TORCH_MOMENTUM,
+    build_encoder,
+    check_divisible,
+    check_encoder,
+    make_input,
+)
 from cxrzoo.registry import register
 from cxrzoo.weights.loading import load_weights
 
@@ -65,8 +73,9 @@ def unet_decoder(features: Sequence, decoder_channels: Sequence[int], *, use_bat
     head, *skips = features[::-1]  # stride 32 first; skips at strides 16, 8, 4, 2
     x = head
     for i, filters in enumerate(decoder_channels):
-        x = decoder_block(x, [skips[i]] if i < len(skips) else [], filters, name=f"decoder_block{i + 1}",
-                          use_batchnorm=use_batchnorm)
+        x = decoder_block(
+            x, [skips[i]] if i < len(skips) else [], filters, name=f"decoder_block{i + 1}", use_batchnorm=use_batchnorm
+        )
     return x
 
 
@@ -83,8 +92,7 @@ def unet_plus_plus_decoder(features: Sequence, decoder_channels: Sequence[int], 
 
     def node(d, level, x, skips):
         filters = decoder_channels[level] if d == 0 else skip_channels[level]
-        nodes[(d, level)] = decoder_block(x, skips, filters, name=f"decoder_x_{d}_{level}",
-                                          use_batchnorm=use_batchnorm)
+        nodes[(d, level)] = decoder_block(x, skips, filters, name=f"decoder_x_{d}_{level}", use_batchnorm=use_batchnorm)
 
     for col in range(depth):
         for d in range(depth - col):
@@ -94,8 +102,9 @@ def unet_plus_plus_decoder(features: Sequence, decoder_channels: Sequence[int], 
             else:
                 dense = [nodes[(i, level)] for i in range(d + 1, level + 1)]
                 node(d, level, nodes[(d, level - 1)], dense + [f[level + 1]])
-    return decoder_block(nodes[(0, depth - 1)], [], decoder_channels[-1], name=f"decoder_x_0_{depth}",
-                         use_batchnorm=use_batchnorm)
+    return decoder_block(
+        nodes[(0, depth - 1)], [], decoder_channels[-1], name=f"decoder_x_0_{depth}", use_batchnorm=use_batchnorm
+    )
 
 
 def fpn_segmentation_block(x, filters: int, upsamples: int, *, name: str, groups: int = 32):
@@ -110,8 +119,14 @@ def fpn_segmentation_block(x, filters: int, upsamples: int, *, name: str, groups
     return x
 
 
-def fpn_decoder(features: Sequence, *, pyramid_channels: int = 256, segmentation_channels: int = 128,
-                merge_policy: str = "add", dropout: float = 0.2):
+def fpn_decoder(
+    features: Sequence,
+    *,
+    pyramid_channels: int = 256,
+    segmentation_channels: int = 128,
+    merge_policy: str = "add",
+    dropout: float = 0.2,
+):
     """SMP's FPNDecoder on the maps at strides 4 … 32 (the stride-2 map is not used); returns the stride-4 map."""
     c2, c3, c4, c5 = features[-4:]
     p = keras.layers.Conv2D(pyramid_channels, 1, name="decoder_p5")(c5)
@@ -121,8 +136,10 @@ def fpn_decoder(features: Sequence, *, pyramid_channels: int = 256, segmentation
         lateral = keras.layers.Conv2D(pyramid_channels, 1, name=f"decoder_p{level}_lateral")(skip)
         p = keras.layers.Add(name=f"decoder_p{level}")([up, lateral])
         pyramid.append(p)
-    blocks = [fpn_segmentation_block(p, segmentation_channels, upsamples, name=f"decoder_seg_p{5 - i}")
-              for i, (p, upsamples) in enumerate(zip(pyramid, (3, 2, 1, 0)))]
+    blocks = [
+        fpn_segmentation_block(p, segmentation_channels, upsamples, name=f"decoder_seg_p{5 - i}")
+        for i, (p, upsamples) in enumerate(zip(pyramid, (3, 2, 1, 0)))
+    ]
     if merge_policy == "add":
         x = keras.layers.Add(name="decoder_merge")(blocks)
     else:
@@ -151,8 +168,21 @@ def _encoder_outputs(encoder, encoder_weights, input_tensor, input_shape):
     return inputs, build_encoder(encoder, weights=encoder_weights, input_tensor=inputs).outputs
 
 
-def _build_unet_family(kind, decoder, *, encoder, encoder_weights, weights, input_tensor, input_shape, classes,
-                       activation, decoder_channels, decoder_use_batchnorm, name):
+def _build_unet_family(
+    kind,
+    decoder,
+    *,
+    encoder,
+    encoder_weights,
+    weights,
+    input_tensor,
+    input_shape,
+    classes,
+    activation,
+    decoder_channels,
+    decoder_use_batchnorm,
+    name,
+):
     """U-Net and U-Net++ share everything but the decoder: encoder, 3×3 head with bias, activation, weights."""
     _check_common(encoder, classes, activation)
     if len(decoder_channels) != 5:
@@ -160,14 +190,30 @@ def _build_unet_family(kind, decoder, *, encoder, encoder_weights, weights, inpu
     inputs, features = _encoder_outputs(encoder, encoder_weights, input_tensor, input_shape)
     x = decoder(features, decoder_channels, use_batchnorm=decoder_use_batchnorm)
     x = keras.layers.Conv2D(classes, 3, padding="same", name="head_conv")(x)
-    return _finish(inputs, x, activation=activation, name=name or f"{kind}_{encoder}", weights=weights,
-                   arch=f"{kind}_{encoder}", classes=classes)
+    return _finish(
+        inputs,
+        x,
+        activation=activation,
+        name=name or f"{kind}_{encoder}",
+        weights=weights,
+        arch=f"{kind}_{encoder}",
+        classes=classes,
+    )
 
 
-def build_unet(*, encoder: str = "resnet18", encoder_weights=None, weights=None, input_tensor=None,
-               input_shape=(256, 256, 3), classes: int = 1, activation: str | None = None,
-               decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS, decoder_use_batchnorm: bool = True,
-               name: str | None = None):
+def build_unet(
+    *,
+    encoder: str = "resnet18",
+    encoder_weights=None,
+    weights=None,
+    input_tensor=None,
+    input_shape=(256, 256, 3),
+    classes: int = 1,
+    activation: str | None = None,
+    decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
+    decoder_use_batchnorm: bool = True,
+    name: str | None = None,
+):
     """U-Net (SMP ``Unet``) over one of the thesis' five encoders.
 
     Reference: Tahir thesis (seed paper 003) §3.2.2, Tables 5, 7, 8, 11; Ronneberger et al. 2015.
@@ -197,16 +243,35 @@ def build_unet(*, encoder: str = "resnet18", encoder_weights=None, weights=None,
         >>> model = cxrzoo.build_unet(encoder="resnet18", activation="sigmoid")
         >>> p_lung = model.predict(batch)[..., 0]
     """
-    return _build_unet_family("unet", unet_decoder, encoder=encoder, encoder_weights=encoder_weights,
-                              weights=weights, input_tensor=input_tensor, input_shape=input_shape, classes=classes,
-                              activation=activation, decoder_channels=decoder_channels,
-                              decoder_use_batchnorm=decoder_use_batchnorm, name=name)
+    return _build_unet_family(
+        "unet",
+        unet_decoder,
+        encoder=encoder,
+        encoder_weights=encoder_weights,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        classes=classes,
+        activation=activation,
+        decoder_channels=decoder_channels,
+        decoder_use_batchnorm=decoder_use_batchnorm,
+        name=name,
+    )
 
 
-def build_unet_plus_plus(*, encoder: str = "resnet18", encoder_weights=None, weights=None, input_tensor=None,
-                         input_shape=(256, 256, 3), classes: int = 1, activation: str | None = None,
-                         decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
-                         decoder_use_batchnorm: bool = True, name: str | None = None):
+def build_unet_plus_plus(
+    *,
+    encoder: str = "resnet18",
+    encoder_weights=None,
+    weights=None,
+    input_tensor=None,
+    input_shape=(256, 256, 3),
+    classes: int = 1,
+    activation: str | None = None,
+    decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
+    decoder_use_batchnorm: bool = True,
+    name: str | None = None,
+):
     """U-Net++ (SMP ``UnetPlusPlus``) over one of the thesis' five encoders.
 
     Reference: Tahir thesis (seed paper 003) §3.2.2, Tables 5, 7, 8, 11 (UNet++/DenseNet121: the best infection
@@ -221,18 +286,38 @@ def build_unet_plus_plus(*, encoder: str = "resnet18", encoder_weights=None, wei
     Example:
         >>> model = cxrzoo.build_unet_plus_plus(encoder="densenet121", activation="sigmoid")
     """
-    return _build_unet_family("unet_plus_plus", unet_plus_plus_decoder, encoder=encoder,
-                              encoder_weights=encoder_weights, weights=weights, input_tensor=input_tensor,
-                              input_shape=input_shape, classes=classes, activation=activation,
-                              decoder_channels=decoder_channels, decoder_use_batchnorm=decoder_use_batchnorm,
-                              name=name)
+    return _build_unet_family(
+        "unet_plus_plus",
+        unet_plus_plus_decoder,
+        encoder=encoder,
+        encoder_weights=encoder_weights,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        classes=classes,
+        activation=activation,
+        decoder_channels=decoder_channels,
+        decoder_use_batchnorm=decoder_use_batchnorm,
+        name=name,
+    )
 
 
-def build_fpn(*, encoder: str = "resnet18", encoder_weights=None, weights=None, input_tensor=None,
-              input_shape=(256, 256, 3), classes: int = 1, activation: str | None = None,
-              decoder_pyramid_channels: int = 256, decoder_segmentation_channels: int = 128,
-              decoder_merge_policy: str = "add", decoder_dropout: float = 0.2, upsampling: int = 4,
-              name: str | None = None):
+def build_fpn(
+    *,
+    encoder: str = "resnet18",
+    encoder_weights=None,
+    weights=None,
+    input_tensor=None,
+    input_shape=(256, 256, 3),
+    classes: int = 1,
+    activation: str | None = None,
+    decoder_pyramid_channels: int = 256,
+    decoder_segmentation_channels: int = 128,
+    decoder_merge_policy: str = "add",
+    decoder_dropout: float = 0.2,
+    upsampling: int = 4,
+    name: str | None = None,
+):
     """FPN (SMP ``FPN``) over one of the thesis' five encoders.
 
     Reference: Tahir thesis (seed paper 003) §3.2.2, Tables 5, 7, 8, 11 (FPN/DenseNet121: the best lung
@@ -260,14 +345,25 @@ def build_fpn(*, encoder: str = "resnet18", encoder_weights=None, weights=None, 
     if not 0.0 <= decoder_dropout < 1.0:
         raise ValueError(f"decoder_dropout must be in [0, 1), got {decoder_dropout}")
     inputs, features = _encoder_outputs(encoder, encoder_weights, input_tensor, input_shape)
-    x = fpn_decoder(features, pyramid_channels=decoder_pyramid_channels,
-                    segmentation_channels=decoder_segmentation_channels, merge_policy=decoder_merge_policy,
-                    dropout=decoder_dropout)
+    x = fpn_decoder(
+        features,
+        pyramid_channels=decoder_pyramid_channels,
+        segmentation_channels=decoder_segmentation_channels,
+        merge_policy=decoder_merge_policy,
+        dropout=decoder_dropout,
+    )
     x = keras.layers.Conv2D(classes, 1, name="head_conv")(x)
     if upsampling > 1:
         x = AlignedBilinearUpsampling2D(upsampling, name="head_upsample")(x)
-    return _finish(inputs, x, activation=activation, name=name or f"fpn_{encoder}", weights=weights,
-                   arch=f"fpn_{encoder}", classes=classes)
+    return _finish(
+        inputs,
+        x,
+        activation=activation,
+        name=name or f"fpn_{encoder}",
+        weights=weights,
+        arch=f"fpn_{encoder}",
+        classes=classes,
+    )
 
 
 BUILDERS = {"unet": build_unet, "unet_plus_plus": build_unet_plus_plus, "fpn": build_fpn}
@@ -285,11 +381,22 @@ _CAM_LAYER = {"unet": "decoder_block5_2_relu", "unet_plus_plus": "decoder_x_0_4_
 
 for _decoder in DECODERS:
     for _encoder in ENCODERS:
-        register(f"{_decoder}_{_encoder}", BUILDERS[_decoder], paper="infection_detector", task="segmentation",
-                 cam_layer=_CAM_LAYER[_decoder], encoder=_encoder,
-                 summary=f"{_decoder} decoder (SMP) over a {_encoder} encoder: lung / infection segmenter "
-                         f"(Tahir thesis)")
+        register(
+            f"{_decoder}_{_encoder}",
+            BUILDERS[_decoder],
+            paper="infection_detector",
+            task="segmentation",
+            cam_layer=_CAM_LAYER[_decoder],
+            encoder=_encoder,
+            summary=f"{_decoder} decoder (SMP) over a {_encoder} encoder: lung / infection segmenter (Tahir thesis)",
+        )
 del _decoder, _encoder
 
-__all__ = ["build_unet", "build_unet_plus_plus", "build_fpn", "build_segmentation_model", "DECODERS",
-           "ENCODER_CHANNELS"]
+__all__ = [
+    "DECODERS",
+    "ENCODER_CHANNELS",
+    "build_fpn",
+    "build_segmentation_model",
+    "build_unet",
+    "build_unet_plus_plus",
+]

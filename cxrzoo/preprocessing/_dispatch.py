@@ -9,7 +9,7 @@ the caller already handed us a tensor.
 from __future__ import annotations
 
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -53,8 +53,10 @@ def check_image(img, op: str, *, dtypes=(np.uint8,), ndims=(2,)) -> None:
             raise TypeError(f"{op} expects a tensor of dtype {names}, got {img.dtype.name}")
         rank = img.shape.rank
         if rank is not None and rank not in ndims:
-            raise ValueError(f"{op} expects a tensor of rank {' or '.join(map(str, ndims))} (H, W[, C]), "
-                             f"got shape {tuple(img.shape)}")
+            raise ValueError(
+                f"{op} expects a tensor of rank {' or '.join(map(str, ndims))} (H, W[, C]), "
+                f"got shape {tuple(img.shape)}"
+            )
         return
     if not isinstance(img, np.ndarray):
         raise TypeError(f"{op} expects a NumPy array or a tf.Tensor, got {describe(img)}")
@@ -62,8 +64,9 @@ def check_image(img, op: str, *, dtypes=(np.uint8,), ndims=(2,)) -> None:
         names = ", ".join(sorted(np.dtype(d).name for d in dtypes))
         raise TypeError(f"{op} expects an array of dtype {names}, got {img.dtype.name}")
     if img.ndim not in ndims:
-        raise ValueError(f"{op} expects an array of {' or '.join(map(str, ndims))} dimensions (H, W[, C]), "
-                         f"got shape {img.shape}")
+        raise ValueError(
+            f"{op} expects an array of {' or '.join(map(str, ndims))} dimensions (H, W[, C]), got shape {img.shape}"
+        )
     if img.size == 0:
         raise ValueError(f"{op} got an empty image of shape {img.shape}")
 

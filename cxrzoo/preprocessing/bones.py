@@ -43,8 +43,10 @@ def _check_numpy(img: np.ndarray) -> None:
     if not np.all(np.isfinite(img)):
         raise ValueError("suppress_bones got NaN or infinite pixel values")
     if img.size and (img.min() < 0.0 or img.max() > 1.0):
-        raise ValueError(f"float images must be in [0, 1]; got values in [{img.min():.4g}, {img.max():.4g}] "
-                         "(pass uint8 for 0..255 data)")
+        raise ValueError(
+            f"float images must be in [0, 1]; got values in [{img.min():.4g}, {img.max():.4g}] "
+            "(pass uint8 for 0..255 data)"
+        )
 
 
 def suppress_bones(img, *, polarity: str = "normal", model=None, size: tuple[int, int] | None = None):

@@ -79,12 +79,11 @@ def crop_top(img, fraction: float = 0.08):
 
     def _kernel(array):
         _dispatch.check_image(array, "crop_top", dtypes=_ANY_DTYPES, ndims=(2, 3))
-        return array[int(array.shape[0] * float(fraction)):]
+        return array[int(array.shape[0] * float(fraction)) :]
 
     height, width = _dispatch.static_hw(img)
     out_h = None if height is None else height - int(height * float(fraction))
-    return _dispatch.run(_kernel, img, dtype=img.dtype, shape=(out_h, width) + tuple(img.shape[2:]),
-                         name="crop_top")
+    return _dispatch.run(_kernel, img, dtype=img.dtype, shape=(out_h, width) + tuple(img.shape[2:]), name="crop_top")
 
 
 def center_crop(img, fraction_or_size="square"):
@@ -122,11 +121,10 @@ def center_crop(img, fraction_or_size="square"):
         if h > height or w > width:
             raise ValueError(f"center_crop: a {h} x {w} crop does not fit in a {height} x {width} image")
         top, left = (height - h) // 2, (width - w) // 2
-        return array[top:top + h, left:left + w]
+        return array[top : top + h, left : left + w]
 
     height, width = _dispatch.static_hw(img)
     out = (None, None)
     if height is not None and width is not None:
         out = _crop_size(height, width)
     return _dispatch.run(_kernel, img, dtype=img.dtype, shape=out + tuple(img.shape[2:]), name="center_crop")
-

@@ -38,6 +38,7 @@ def _uint8_op(name: str, kernel, img):
 
 # --------------------------------------------------------------------------------------------------- equalization
 
+
 def equalization_lut(img: np.ndarray) -> np.ndarray:
     """The 256-entry uint8 table of OpenCV's ``equalizeHist`` for this image.
 
@@ -52,8 +53,8 @@ def equalization_lut(img: np.ndarray) -> np.ndarray:
         lut[first] = first
         return lut
     scale = np.float32(_LEVELS - 1) / np.float32(img.size - hist[first])
-    running = np.cumsum(hist[first + 1:]).astype(np.float32)
-    lut[first + 1:] = np.clip(np.rint(running * scale), 0, 255)
+    running = np.cumsum(hist[first + 1 :]).astype(np.float32)
+    lut[first + 1 :] = np.clip(np.rint(running * scale), 0, 255)
     return lut
 
 
@@ -71,6 +72,7 @@ def equalize_hist(img):
 
 
 # --------------------------------------------------------------------------------------------------------- CLAHE
+
 
 def clahe(img, clip_limit: float = 2.0, tile_grid_size=(8, 8)):
     """Contrast-limited adaptive histogram equalization with OpenCV's semantics (``cv2.createCLAHE(...).apply``).
@@ -102,6 +104,7 @@ def clahe(img, clip_limit: float = 2.0, tile_grid_size=(8, 8)):
 
 
 # --------------------------------------------------------------------------------------------- histogram matching
+
 
 def _quantiles(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative share of pixels at or below each level (all 256 levels) and the levels actually present."""
@@ -137,13 +140,15 @@ def match_histogram(img, reference):
             raise TypeError("match_histogram: reference must be a NumPy array or an eager tensor, not a symbolic one")
         reference = reference.numpy()
     if not isinstance(reference, np.ndarray) or reference.dtype != np.uint8 or reference.size == 0:
-        raise TypeError(f"match_histogram: reference must be a non-empty uint8 array, got "
-                        f"{_dispatch.describe(reference)}")
+        raise TypeError(
+            f"match_histogram: reference must be a non-empty uint8 array, got {_dispatch.describe(reference)}"
+        )
     reference = reference.copy()
     return _uint8_op("match_histogram", lambda a: _apply_lut(a, matching_lut(a, reference)), img)
 
 
 # --------------------------------------------------------------------------------------------------------- BEASF
+
 
 def beasf_lut(img: np.ndarray, gamma: float = 1.5) -> np.ndarray:
     """The float64 table of :func:`beasf` (before the truncating cast), indexed by gray level."""
@@ -155,42 +160,42 @@ def beasf_lut(img: np.ndarray, gamma: float = 1.5) -> np.ndarray:
 
     # The authors' np.histogram(img, bins=256) has no range: its 256 bins span [min, max], not 0..255. Binning the
     # distinct levels weighted by their counts gives the same histogram at a fraction of the cost.
-    counts = _histogram(img)[low_value:high_value + 1]
+    counts = _histogram(img)[low_value : high_value + 1]
     levels = np.arange(low_value, high_value + 1)
     hist = np.histogram(levels, bins=_LEVELS, range=(low_value, high_value), weights=counts)[0] / n
 
     # Sub-histograms share bin m; each is renormalised by a left-to-right running sum, as the authors' loop does.
     lower = np.zeros(_LEVELS)
-    lower[:m + 1] = hist[:m + 1]
-    lower[:m + 1] /= np.cumsum(hist[:m + 1])[-1]
+    lower[: m + 1] = hist[: m + 1]
+    lower[: m + 1] /= np.cumsum(hist[: m + 1])[-1]
     upper = np.zeros(_LEVELS)
     upper[m:] = hist[m:]
     upper[m:] /= np.cumsum(hist[m:])[-1]
     cdf_lower, cdf_upper = np.cumsum(lower), np.cumsum(upper)
 
-    found = np.flatnonzero(cdf_lower[:m + 2] > 0.5)
+    found = np.flatnonzero(cdf_lower[: m + 2] > 0.5)
     half_low = int(found[0]) if found.size else 0
-    found = np.flatnonzero(cdf_upper[m + 1:] > 0.5)  # the authors' look-ahead: tone t tests cdf_upper[t + 1]
+    found = np.flatnonzero(cdf_upper[m + 1 :] > 0.5)  # the authors' look-ahead: tone t tests cdf_upper[t + 1]
     half_up = m + int(found[0]) if found.size else 0
 
     lut = np.zeros(_LEVELS)
     if m > 0:
         tones = np.arange(0, m + 1)
         s_low = 1 / (1 + np.exp(-gamma * (5.0 * (tones - half_low) / m)))
-        lut[:m + 1] = np.trunc(m * s_low)
+        lut[: m + 1] = np.trunc(m * s_low)
         first, last = lut[0], lut[m]
         if last > first:
-            lut[:m + 1] = np.trunc((m / (last - first)) * (lut[:m + 1] - first))
+            lut[: m + 1] = np.trunc((m / (last - first)) * (lut[: m + 1] - first))
         else:  # the sigmoid is flat after truncation: keep the lower tones as they are
-            lut[:m + 1] = tones
+            lut[: m + 1] = tones
     tones = np.arange(m, _LEVELS)
     s_up = 1 / (1 + np.exp(-gamma * (5.0 * (tones - half_up) / (255 - m))))
-    lut[m + 1:] = np.trunc(m + (255 - m) * s_up[:255 - m])  # tone t takes the sigmoid of tone t - 1 (authors')
+    lut[m + 1 :] = np.trunc(m + (255 - m) * s_up[: 255 - m])  # tone t takes the sigmoid of tone t - 1 (authors')
     first, last = lut[m + 1], lut[255]
     if last > first:
-        lut[m + 1:] = (255 - m) * (lut[m + 1:] - first) / (last - first) + m
+        lut[m + 1 :] = (255 - m) * (lut[m + 1 :] - first) / (last - first) + m
     else:
-        lut[m + 1:] = np.arange(m + 1, _LEVELS)
+        lut[m + 1 :] = np.arange(m + 1, _LEVELS)
     return lut
 
 

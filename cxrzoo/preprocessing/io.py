@@ -15,8 +15,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cxrzoo.inputs import MAX_FILE_BYTES  # noqa: F401 (the file size cap, documented with read_image)
-from cxrzoo.inputs import ENV_MAX_FILE_BYTES, InputFileError, InputTooLargeError, max_file_bytes, read_regular_file
+from cxrzoo.inputs import (
+    ENV_MAX_FILE_BYTES,
+    MAX_FILE_BYTES,  # noqa: F401 (the file size cap, documented with read_image)
+    InputFileError,
+    InputTooLargeError,
+    max_file_bytes,
+    read_regular_file,
+)
 from cxrzoo.preprocessing import _dispatch
 
 #: Largest image (height × width, per frame) :func:`read_image` decodes: 64 megapixels, e.g. 8000 × 8000.
@@ -67,9 +73,16 @@ class _Limits(NamedTuple):
     max_aspect: float | None
 
 
-def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXELS,
-               max_pixel_bytes: int = MAX_PIXEL_BYTES, max_bytes: int | None = None, min_side: int = 0,
-               max_aspect: float | None = None):
+def read_image(
+    source,
+    *,
+    native_depth: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    max_pixel_bytes: int = MAX_PIXEL_BYTES,
+    max_bytes: int | None = None,
+    min_side: int = 0,
+    max_aspect: float | None = None,
+):
     """Read a chest X-ray as a grayscale ``(H, W)`` array.
 
     Args:
@@ -128,8 +141,15 @@ def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXE
             raise TypeError(f"read_image expects a tf.string tensor of encoded bytes, got dtype {source.dtype.name}")
 
         def _kernel(data):
-            return read_image(bytes(data), native_depth=False, max_pixels=max_pixels, max_pixel_bytes=max_pixel_bytes,
-                              max_bytes=max_bytes, min_side=min_side, max_aspect=max_aspect)
+            return read_image(
+                bytes(data),
+                native_depth=False,
+                max_pixels=max_pixels,
+                max_pixel_bytes=max_pixel_bytes,
+                max_bytes=max_bytes,
+                min_side=min_side,
+                max_aspect=max_aspect,
+            )
 
         return _dispatch.run(_kernel, source, dtype=tf.uint8, shape=(None, None), name="read_image")
 
@@ -155,8 +175,10 @@ def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXE
 def _load_source(source, max_bytes: int) -> tuple[bytes, str, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > max_bytes:
-            raise ImageTooLargeError(f"<bytes>: {len(source):,} bytes, over the limit of {max_bytes:,} "
-                                     f"(${ENV_MAX_FILE_BYTES} or max_bytes= raises it)")
+            raise ImageTooLargeError(
+                f"<bytes>: {len(source):,} bytes, over the limit of {max_bytes:,} "
+                f"(${ENV_MAX_FILE_BYTES} or max_bytes= raises it)"
+            )
         return bytes(source), "<bytes>", ""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -178,28 +200,37 @@ def _looks_like_dicom(data: bytes, suffix: str) -> bool:
     return data[128:132] == b"DICM" or suffix in _DICOM_SUFFIXES
 
 
-def _check_size(height: int, width: int, name: str, limits: _Limits, *, bytes_per_pixel: float = 1,
-                frames: int = 1) -> None:
+def _check_size(
+    height: int, width: int, name: str, limits: _Limits, *, bytes_per_pixel: float = 1, frames: int = 1
+) -> None:
     """Refuses, from header values alone, an image that is empty, over a limit or (if asked) not radiograph-shaped."""
     if height <= 0 or width <= 0:
         raise ImageReadError(f"{name}: the image has a zero dimension ({height} x {width})")
     if height * width > limits.max_pixels:
-        raise ImageTooLargeError(f"{name}: {width} x {height} = {width * height:,} pixels exceeds the limit of "
-                                 f"{limits.max_pixels:,} (cxrzoo.preprocessing.MAX_PIXELS; pass max_pixels= to "
-                                 "raise it)")
+        raise ImageTooLargeError(
+            f"{name}: {width} x {height} = {width * height:,} pixels exceeds the limit of "
+            f"{limits.max_pixels:,} (cxrzoo.preprocessing.MAX_PIXELS; pass max_pixels= to "
+            "raise it)"
+        )
     declared = math.ceil(height * width * frames * bytes_per_pixel)
     if declared > limits.max_pixel_bytes:
-        raise ImageTooLargeError(f"{name}: the header declares {declared:,} bytes of pixel data ({width} x {height}"
-                                 f"{f' x {frames} frames' if frames > 1 else ''}), which exceeds the limit of "
-                                 f"{limits.max_pixel_bytes:,} (cxrzoo.preprocessing.MAX_PIXEL_BYTES; pass "
-                                 "max_pixel_bytes= to raise it)")
+        raise ImageTooLargeError(
+            f"{name}: the header declares {declared:,} bytes of pixel data ({width} x {height}"
+            f"{f' x {frames} frames' if frames > 1 else ''}), which exceeds the limit of "
+            f"{limits.max_pixel_bytes:,} (cxrzoo.preprocessing.MAX_PIXEL_BYTES; pass "
+            "max_pixel_bytes= to raise it)"
+        )
     short, long = min(height, width), max(height, width)
     if short < limits.min_side:
-        raise ImageShapeError(f"{name}: {width} x {height} pixels is too small for a chest radiograph (shorter side "
-                              f"under {limits.min_side} px)")
+        raise ImageShapeError(
+            f"{name}: {width} x {height} pixels is too small for a chest radiograph (shorter side "
+            f"under {limits.min_side} px)"
+        )
     if limits.max_aspect is not None and long / short > limits.max_aspect:
-        raise ImageShapeError(f"{name}: {width} x {height} pixels (aspect ratio {long / short:.1f}) is not shaped "
-                              f"like a chest radiograph (limit {limits.max_aspect:g})")
+        raise ImageShapeError(
+            f"{name}: {width} x {height} pixels (aspect ratio {long / short:.1f}) is not shaped "
+            f"like a chest radiograph (limit {limits.max_aspect:g})"
+        )
 
 
 _PIL_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
@@ -262,9 +293,9 @@ def _decode_gray_png(data: bytes, name: str, limits: _Limits) -> np.ndarray | No
     while True:
         if position + 12 > len(data):
             return None  # truncated
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
         end = position + 12 + length
-        if end > len(data) or zlib.crc32(view[position + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+        if end > len(data) or zlib.crc32(view[position + 4 : end - 4]) != struct.unpack(">I", data[end - 4 : end])[0]:
             return None
         if kind == b"tRNS" or (kind == b"iCCP" and profile is not None):
             return None
@@ -278,7 +309,7 @@ def _decode_gray_png(data: bytes, name: str, limits: _Limits) -> np.ndarray | No
         if out is not None:
             return out
     if profile is not None:
-        data = data[:profile[0]] + data[profile[1]:]
+        data = data[: profile[0]] + data[profile[1] :]
     import cv2
 
     out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -404,8 +435,9 @@ def _decode_dicom(data: bytes, name: str, limits: _Limits) -> tuple[np.ndarray, 
     except MemoryError:
         raise
     except Exception as err:  # pydicom raises a wide range of types on corrupt files
-        raise ImageReadError(f"{name}: not a readable DICOM image ({type(err).__name__}: {_reason(err, name)})") \
-            from None
+        raise ImageReadError(
+            f"{name}: not a readable DICOM image ({type(err).__name__}: {_reason(err, name)})"
+        ) from None
     if photometric == "MONOCHROME1":
         low, high = value_range if value_range is not None else (float(values.min()), float(values.max()))
         values = (low + high) - values
@@ -423,7 +455,7 @@ def _read_dicom_dataset(data: bytes, name: str, limits: _Limits):
     meta = _read_file_meta_info(stream)
     if str(meta.get("TransferSyntaxUID", "")) != _DEFLATED_UID:
         return pydicom.dcmread(io.BytesIO(data), force=True)
-    inflated = _inflate(memoryview(data)[stream.tell():], name, limits)
+    inflated = _inflate(memoryview(data)[stream.tell() :], name, limits)
     dataset = _parse_explicit_le(inflated)
     meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian  # what the inflated bytes now are
     dataset.file_meta = meta
@@ -449,8 +481,10 @@ def _inflate(compressed, name: str, limits: _Limits) -> bytes:
         pending = inflater.unconsumed_tail
         out += chunk
         if len(out) > limits.max_bytes:
-            raise ImageTooLargeError(f"{name}: the deflated DICOM data set inflates to more than {limits.max_bytes:,} "
-                                     f"bytes (${ENV_MAX_FILE_BYTES} or max_bytes= raises the limit)")
+            raise ImageTooLargeError(
+                f"{name}: the deflated DICOM data set inflates to more than {limits.max_bytes:,} "
+                f"bytes (${ENV_MAX_FILE_BYTES} or max_bytes= raises the limit)"
+            )
         done = inflater.eof or not pending or not progressed
         if not header_checked and (len(out) >= _INFLATE_STEP or done):
             # Once: the image elements (group 0028) come early. A bomb is refused here, after one step; a header
@@ -478,8 +512,9 @@ def _check_dicom_header(ds, name: str, limits: _Limits) -> None:
     except (TypeError, ValueError) as err:
         raise ImageReadError(f"{name}: the DICOM header has an invalid image size ({err})") from None
     if frames < 1 or samples < 1 or not 1 <= bits <= 64:
-        raise ImageReadError(f"{name}: the DICOM header is invalid ({frames} frames, {samples} samples per pixel, "
-                             f"{bits} bits allocated)")
+        raise ImageReadError(
+            f"{name}: the DICOM header is invalid ({frames} frames, {samples} samples per pixel, {bits} bits allocated)"
+        )
     _check_size(rows, columns, name, limits, bytes_per_pixel=samples * math.ceil(bits / 8), frames=frames)
 
 
@@ -492,15 +527,17 @@ def _check_rescale(ds, name: str) -> None:
     except (TypeError, ValueError) as err:
         raise ImageReadError(f"{name}: the DICOM rescale slope or intercept is not a number ({err})") from None
     if slope == 0 or not (math.isfinite(slope) and math.isfinite(intercept)):
-        raise ImageReadError(f"{name}: the DICOM rescale slope is {slope:g} and intercept {intercept:g}, which map "
-                             "every pixel to the same value; the file's modality transform is broken")
+        raise ImageReadError(
+            f"{name}: the DICOM rescale slope is {slope:g} and intercept {intercept:g}, which map "
+            "every pixel to the same value; the file's modality transform is broken"
+        )
 
 
 def _voi_domain(ds, values: np.ndarray) -> np.ndarray:
     """The inputs whose VOI outputs span the VOI output range: the LUT's whole domain, or two far-out values."""
     if ds.get("VOILUTSequence"):
         first_map = int(ds.VOILUTSequence[0].LUTDescriptor[1])
-        entries = int(ds.VOILUTSequence[0].LUTDescriptor[0]) or 2 ** 16
+        entries = int(ds.VOILUTSequence[0].LUTDescriptor[0]) or 2**16
         return np.arange(first_map, first_map + entries, dtype=np.float64)
     span = float(np.abs(values).max()) + 1e6
     return np.array([-span, span])

@@ -44,8 +44,12 @@ def _as_float_mask(mask, image_hw: tuple[int, int]) -> np.ndarray:
     return mask.astype(np.float32, copy=False)
 
 
-def lung_box(mask, dilation: tuple[int, int] = (5, 5), iterations: int = 3, margin: int = 0,
-             ) -> tuple[int, int, int, int] | None:
+def lung_box(
+    mask,
+    dilation: tuple[int, int] = (5, 5),
+    iterations: int = 3,
+    margin: int = 0,
+) -> tuple[int, int, int, int] | None:
     """The authors' crop box ``(y0, y1, x0, x1)`` (end exclusive) for ``mask``, or None when it is empty.
 
     ``mask`` is a float probability map in [0, 1] (the U-Net output; only exactly-1.0 pixels count after
@@ -75,8 +79,17 @@ def lung_box(mask, dilation: tuple[int, int] = (5, 5), iterations: int = 3, marg
     return y0, y1, x0, x1
 
 
-def crop_to_lungs(img, mask, dilation: tuple[int, int] = (5, 5), iterations: int = 3, margin: int = 0, *,
-                  size: tuple[int, int] | None = None, on_empty: str = "full", return_box: bool = False):
+def crop_to_lungs(
+    img,
+    mask,
+    dilation: tuple[int, int] = (5, 5),
+    iterations: int = 3,
+    margin: int = 0,
+    *,
+    size: tuple[int, int] | None = None,
+    on_empty: str = "full",
+    return_box: bool = False,
+):
     """Crops ``img`` to the dilated lung region of ``mask``, as COVID-CXNet's ROI-extraction block does.
 
     Reference: Haghanifar et al., COVID-CXNet (seed paper 001), §3.2 and Fig. 4; the authors' ``do_segmentation``.

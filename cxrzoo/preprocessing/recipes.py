@@ -17,8 +17,8 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -44,6 +44,7 @@ MaskList = list  # of 2-D uint8 arrays
 
 # ------------------------------------------------------------------------------------------------------ inputs
 
+
 def _gray(image, op: str) -> np.ndarray:
     """A 2-D numeric image of any depth: colour → luma, a trailing channel axis of 1 dropped."""
     if not isinstance(image, np.ndarray) or image.dtype.kind not in "uif":
@@ -66,6 +67,7 @@ def _gray_uint8(image, op: str = "recipe") -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------- CXR-Net
+
 
 def _cxrnet_kernel(image) -> np.ndarray:
     values = _gray(image, "prepare_cxrnet_input")
@@ -122,6 +124,7 @@ def prepare_cxrnet_input(image):
 
 # ------------------------------------------------------------------------------------------------ steps, recipe
 
+
 @dataclass(frozen=True)
 class Step:
     """One step of a recipe.
@@ -174,8 +177,9 @@ class Recipe:
     output_shape: tuple[int, int, int]
     steps: tuple[Step, ...]
 
-    def prepare(self, image: np.ndarray, masks: Sequence[np.ndarray] = (), *,
-                out: np.ndarray | None = None) -> tuple[np.ndarray, MaskList]:
+    def prepare(
+        self, image: np.ndarray, masks: Sequence[np.ndarray] = (), *, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, MaskList]:
         """Run the steps on a NumPy image and its label masks (2-D uint8 each, the image's size).
 
         Returns the prepared float32 ``(H, W, C)`` image and the masks at its geometry (uint8, unchanged values).
@@ -185,12 +189,16 @@ class Recipe:
         masks = [np.asarray(m) for m in masks]
         for m in masks:
             if m.shape[:2] != image.shape[:2]:
-                raise ValueError(f"recipe {self.name!r}: a mask of shape {m.shape} does not match its image of "
-                                 f"shape {image.shape}")
-        if out is not None and (out.shape != self.output_shape or out.dtype != np.float32
-                                or not out.flags.c_contiguous):
-            raise ValueError(f"recipe {self.name!r}: out must be a C-contiguous float32 array of shape "
-                             f"{self.output_shape}, got {out.dtype} {out.shape}")
+                raise ValueError(
+                    f"recipe {self.name!r}: a mask of shape {m.shape} does not match its image of shape {image.shape}"
+                )
+        if out is not None and (
+            out.shape != self.output_shape or out.dtype != np.float32 or not out.flags.c_contiguous
+        ):
+            raise ValueError(
+                f"recipe {self.name!r}: out must be a C-contiguous float32 array of shape "
+                f"{self.output_shape}, got {out.dtype} {out.shape}"
+            )
         *steps, last = self.steps
         for step in steps:
             image, masks = step.apply(image, masks)
@@ -199,8 +207,9 @@ class Recipe:
         else:
             image, masks = last.apply(image, masks)
         if image.shape != self.output_shape or image.dtype != np.float32:
-            raise AssertionError(f"recipe {self.name!r} produced {image.dtype} {image.shape}, "
-                                 f"expected float32 {self.output_shape}")
+            raise AssertionError(
+                f"recipe {self.name!r} produced {image.dtype} {image.shape}, expected float32 {self.output_shape}"
+            )
         if out is not None and image is not out:
             out[...] = image
             image = out
@@ -214,8 +223,9 @@ class Recipe:
             return self.prepare(image)[0]
         import tensorflow as tf
 
-        return _dispatch.run(lambda a: self.prepare(a)[0], image, dtype=tf.float32, shape=self.output_shape,
-                             name=f"recipe_{self.name}")
+        return _dispatch.run(
+            lambda a: self.prepare(a)[0], image, dtype=tf.float32, shape=self.output_shape, name=f"recipe_{self.name}"
+        )
 
     def __repr__(self) -> str:
         lines = [f"Recipe({self.name!r}, paper={self.paper!r}, output_shape={self.output_shape})"]
@@ -225,13 +235,17 @@ class Recipe:
 
 # -------------------------------------------------------------------------------------------------- step makers
 
+
 def _to_uint8_step() -> Step:
     return Step("grayscale uint8 (colour → ITU-R 601-2 luma; deeper data min-max scaled)", _gray_uint8)
 
 
 def _resize_step(size: tuple[int, int], method: str) -> Step:
-    return Step(f"{method} resize to {size[0]}x{size[1]} (OpenCV)", lambda a: resize(a, size, method),
-                lambda m: resize(m, size, "nearest"))
+    return Step(
+        f"{method} resize to {size[0]}x{size[1]} (OpenCV)",
+        lambda a: resize(a, size, method),
+        lambda m: resize(m, size, "nearest"),
+    )
 
 
 def _resize_truncate_step(size: tuple[int, int]) -> Step:
@@ -241,8 +255,11 @@ def _resize_truncate_step(size: tuple[int, int]) -> Step:
         out = cv2.resize(a.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
         return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
-    return Step(f"bicubic resize to {size[0]}x{size[1]} as float32, truncated to uint8 (authors' cast)", _image,
-                lambda m: resize(m, size, "nearest"))
+    return Step(
+        f"bicubic resize to {size[0]}x{size[1]} as float32, truncated to uint8 (authors' cast)",
+        _image,
+        lambda m: resize(m, size, "nearest"),
+    )
 
 
 def _scale_step(normalization: str = "unit") -> Step:
@@ -303,33 +320,51 @@ def _replicate3(a: np.ndarray) -> np.ndarray:
 
 # -------------------------------------------------------------------------------------------------- the recipes
 
+
 def _recipe_cxrnet(module: int = 1) -> Recipe:
     if module not in (1, 2):
         raise ValueError(f"recipe 'cxrnet': module must be 1 or 2, got {module!r}")
-    steps = [Step("CXR-Net preparation: min-max to [0, 255] (float64), bilinear resize to 300x340, "
-                  "convertScaleAbs, equalizeHist", _cxrnet_kernel, lambda m: resize(m, CXRNET_SIZE, "nearest"))]
+    steps = [
+        Step(
+            "CXR-Net preparation: min-max to [0, 255] (float64), bilinear resize to 300x340, "
+            "convertScaleAbs, equalizeHist",
+            _cxrnet_kernel,
+            lambda m: resize(m, CXRNET_SIZE, "nearest"),
+        )
+    ]
     if module == 1:
         steps.append(_scale_step())
     else:
-        steps.append(Step(f"(x - {CXRNET_MEAN}) / {CXRNET_STD} → float32 (Module 2 X)",
-                          lambda a: ((a.astype(np.float64) - CXRNET_MEAN) / CXRNET_STD).astype(np.float32)[..., None]))
+        steps.append(
+            Step(
+                f"(x - {CXRNET_MEAN}) / {CXRNET_STD} → float32 (Module 2 X)",
+                lambda a: ((a.astype(np.float64) - CXRNET_MEAN) / CXRNET_STD).astype(np.float32)[..., None],
+            )
+        )
     return Recipe("cxrnet", "cxrnet", CXRNET_SIZE + (1,), tuple(steps))
 
 
-def _recipe_covid_cxnet(channel_order: str = "beasf_clahe_original", lung_model=None, template=None,
-                        size=(320, 320)) -> Recipe:
+def _recipe_covid_cxnet(
+    channel_order: str = "beasf_clahe_original", lung_model=None, template=None, size=(320, 320)
+) -> Recipe:
     size = _check_size(size, "recipe 'covid_cxnet'")
     if channel_order not in ("beasf_clahe_original", "original_beasf_clahe"):
-        raise ValueError("recipe 'covid_cxnet': channel_order must be 'beasf_clahe_original' (notebooks) or "
-                         f"'original_beasf_clahe' (scripts), got {channel_order!r}")
+        raise ValueError(
+            "recipe 'covid_cxnet': channel_order must be 'beasf_clahe_original' (notebooks) or "
+            f"'original_beasf_clahe' (scripts), got {channel_order!r}"
+        )
     steps = [_to_uint8_step(), _resize_truncate_step(size)]
     if lung_model is not None:
         steps.append(_LungCropStep(lung_model, size))
     if template is not None:
         template = _gray_uint8(np.asarray(template), "recipe 'covid_cxnet' template")
         steps.append(Step("histogram matching to the template image", lambda a: match_histogram(a, template)))
-    steps.append(Step(f"three channels {channel_order} (BEASF gamma 1.5, CLAHE 2.0 / 8x8)",
-                      lambda a: three_channel(a, channel_order)))
+    steps.append(
+        Step(
+            f"three channels {channel_order} (BEASF gamma 1.5, CLAHE 2.0 / 8x8)",
+            lambda a: three_channel(a, channel_order),
+        )
+    )
     steps.append(_scale_step())
     return Recipe("covid_cxnet", "covid_cxnet", size + (3,), tuple(steps))
 
@@ -340,28 +375,40 @@ def _recipe_covid_cxnet_base(input_shape=(320, 320, 3)) -> Recipe:
     size = _check_size(input_shape[:2], "recipe 'covid_cxnet_base'")
     steps = [_to_uint8_step(), _resize_truncate_step(size)]
     if input_shape[-1] == 3:
-        steps.append(Step("three channels original_beasf_clahe (BEASF gamma 1.5, CLAHE 2.0 / 8x8)",
-                          lambda a: three_channel(a, "original_beasf_clahe")))
+        steps.append(
+            Step(
+                "three channels original_beasf_clahe (BEASF gamma 1.5, CLAHE 2.0 / 8x8)",
+                lambda a: three_channel(a, "original_beasf_clahe"),
+            )
+        )
     steps.append(_scale_step())
     return Recipe("covid_cxnet_base", "covid_cxnet", size + (input_shape[-1],), tuple(steps))
 
 
-def _recipe_covid_xnet(reference=None, bone_suppression: bool = True, clip_limit: float = 2.0,
-                       tile_grid_size=(8, 8), size=(128, 128), bone_size=None) -> Recipe:
+def _recipe_covid_xnet(
+    reference=None,
+    bone_suppression: bool = True,
+    clip_limit: float = 2.0,
+    tile_grid_size=(8, 8),
+    size=(128, 128),
+    bone_size=None,
+) -> Recipe:
     size = _check_size(size, "recipe 'covid_xnet'")
     steps = [_to_uint8_step()]
     if reference is not None:
         reference = _gray_uint8(np.asarray(reference), "recipe 'covid_xnet' reference")
         steps.append(Step("histogram matching to the reference image", lambda a: match_histogram(a, reference)))
     if bone_suppression:
+
         def _suppress(a):
             from cxrzoo.preprocessing.bones import suppress_bones
 
             return suppress_bones(a, size=bone_size)
 
         steps.append(Step("rib-shadow suppression (ML-BoneSuppression autoencoder)", _suppress))
-    steps.append(Step(f"CLAHE clip {clip_limit}, tiles {tuple(tile_grid_size)}",
-                      lambda a: clahe(a, clip_limit, tile_grid_size)))
+    steps.append(
+        Step(f"CLAHE clip {clip_limit}, tiles {tuple(tile_grid_size)}", lambda a: clahe(a, clip_limit, tile_grid_size))
+    )
     steps.append(_resize_step(size, "area"))
     steps.append(_scale_step())
     return Recipe("covid_xnet", "covid_xnet", size + (1,), tuple(steps))
@@ -369,23 +416,29 @@ def _recipe_covid_xnet(reference=None, bone_suppression: bool = True, clip_limit
 
 def _recipe_tahir_segmentation(size=(256, 256), normalization: str = "imagenet") -> Recipe:
     size = _check_size(size, "recipe 'tahir_segmentation'")
-    steps = (_to_uint8_step(), _resize_step(size, "bilinear"),
-             Step("gray replicated to 3 channels", _replicate3), _scale_step(normalization))
+    steps = (
+        _to_uint8_step(),
+        _resize_step(size, "bilinear"),
+        Step("gray replicated to 3 channels", _replicate3),
+        _scale_step(normalization),
+    )
     return Recipe("tahir_segmentation", "infection_detector", size + (3,), steps)
 
 
 TAHIR_SCHEMES = ("original", "clahe", "complement", "original_clahe_complement")
 
 
-def _recipe_tahir_classifier(scheme: str = "original_clahe_complement", size=(256, 256),
-                             normalization: str = "imagenet") -> Recipe:
+def _recipe_tahir_classifier(
+    scheme: str = "original_clahe_complement", size=(256, 256), normalization: str = "imagenet"
+) -> Recipe:
     size = _check_size(size, "recipe 'tahir_classifier'")
     if scheme not in TAHIR_SCHEMES:
         raise ValueError(f"recipe 'tahir_classifier': scheme must be one of {TAHIR_SCHEMES}, got {scheme!r}")
     single = {"original": lambda a: a, "clahe": lambda a: clahe(a), "complement": complement}
     if scheme == "original_clahe_complement":
-        channels = Step("three channels original_clahe_complement (CLAHE 2.0 / 8x8)",
-                        lambda a: three_channel(a, scheme))
+        channels = Step(
+            "three channels original_clahe_complement (CLAHE 2.0 / 8x8)", lambda a: three_channel(a, scheme)
+        )
     else:
         channels = Step(f"{scheme}, replicated to 3 channels", lambda a: _replicate3(single[scheme](a)))
     steps = (_to_uint8_step(), _resize_step(size, "bilinear"), channels, _scale_step(normalization))
@@ -396,11 +449,14 @@ def _recipe_screening_baselines(equalize: bool = False, size: int = 224) -> Reci
     size = int(size)
     if size < 1:
         raise ValueError(f"recipe 'screening_baselines': size must be positive, got {size}")
-    steps = [_to_uint8_step(),
-             Step("crop the top 8% of rows", lambda a: crop_top(a, 0.08), lambda m: crop_top(m, 0.08)),
-             Step("centre crop to the largest square", lambda a: center_crop(a, "square"),
-                  lambda m: center_crop(m, "square")),
-             _resize_step((224, 224), "bicubic")]
+    steps = [
+        _to_uint8_step(),
+        Step("crop the top 8% of rows", lambda a: crop_top(a, 0.08), lambda m: crop_top(m, 0.08)),
+        Step(
+            "centre crop to the largest square", lambda a: center_crop(a, "square"), lambda m: center_crop(m, "square")
+        ),
+        _resize_step((224, 224), "bicubic"),
+    ]
     if equalize:
         steps.append(Step("global histogram equalization", equalize_hist))
     if size != 224:  # InceptionV3: the paper upsamples the 224 images bilinearly to 299

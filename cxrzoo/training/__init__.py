@@ -14,17 +14,43 @@ See docs/training.md and docs/finetuning.md.
 """
 
 from cxrzoo.training.crossval import CrossValidationResult, cross_validate
-from cxrzoo.training.distribute import (build_in_scope, is_chief, num_replicas, shard_dataset, split_cpu,
-                                        synchronized_batch_norm)
+from cxrzoo.training.distribute import (
+    build_in_scope,
+    is_chief,
+    num_replicas,
+    shard_dataset,
+    split_cpu,
+    synchronized_batch_norm,
+)
 from cxrzoo.training.ensemble import ENSEMBLE_MODES, ensemble
 from cxrzoo.training.finetune import TransferReport, set_trainable, transfer_weights
-from cxrzoo.training.loop import custom_fit, with_class_weights
 from cxrzoo.training.fit import TrainingResult, as_dataset, fit_classifier, fit_segmenter, prepare_labels
+from cxrzoo.training.loop import custom_fit, with_class_weights
 from cxrzoo.training.recipes import RECIPES, TrainingRecipe, list_training_recipes, training_recipe
 
 __all__ = [
-    "CrossValidationResult", "ENSEMBLE_MODES", "RECIPES", "TrainingRecipe", "TrainingResult", "TransferReport",
-    "as_dataset", "build_in_scope", "cross_validate", "custom_fit", "ensemble", "fit_classifier", "fit_segmenter",
-    "is_chief", "list_training_recipes", "num_replicas", "prepare_labels", "set_trainable", "shard_dataset", "split_cpu",
-    "synchronized_batch_norm", "training_recipe", "transfer_weights", "with_class_weights",
+    "ENSEMBLE_MODES",
+    "RECIPES",
+    "CrossValidationResult",
+    "TrainingRecipe",
+    "TrainingResult",
+    "TransferReport",
+    "as_dataset",
+    "build_in_scope",
+    "cross_validate",
+    "custom_fit",
+    "ensemble",
+    "fit_classifier",
+    "fit_segmenter",
+    "is_chief",
+    "list_training_recipes",
+    "num_replicas",
+    "prepare_labels",
+    "set_trainable",
+    "shard_dataset",
+    "split_cpu",
+    "synchronized_batch_norm",
+    "training_recipe",
+    "transfer_weights",
+    "with_class_weights",
 ]

@@ -8,15 +8,15 @@ construction (and is checked again here before any training).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from cxrzoo.training.fit import TrainingResult, fit_classifier, fit_segmenter
 
-__all__ = ["cross_validate", "CrossValidationResult"]
+__all__ = ["CrossValidationResult", "cross_validate"]
 
 
 @dataclass
@@ -53,9 +53,21 @@ def _n_cases(data) -> int:
     return len(x[0]) if isinstance(x, (tuple, list)) else len(x)
 
 
-def cross_validate(builder: Callable, data, n_splits: int = 6, groups=None, *, task: str = "classification",
-                   stratify=None, seed: int = 0, output_dir=None, predict_batch_size: int = 32, strategy=None,
-                   verbose=0, **fit_kwargs) -> CrossValidationResult:
+def cross_validate(
+    builder: Callable,
+    data,
+    n_splits: int = 6,
+    groups=None,
+    *,
+    task: str = "classification",
+    stratify=None,
+    seed: int = 0,
+    output_dir=None,
+    predict_batch_size: int = 32,
+    strategy=None,
+    verbose=0,
+    **fit_kwargs,
+) -> CrossValidationResult:
     """Trains a fresh ``builder()`` model on each of ``n_splits`` patient-disjoint folds.
 
     Args:
@@ -92,8 +104,10 @@ def cross_validate(builder: Callable, data, n_splits: int = 6, groups=None, *, t
     if task not in ("classification", "segmentation"):
         raise ValueError(f"task must be 'classification' or 'segmentation', got {task!r}")
     if not callable(builder) or isinstance(builder, keras.Model):
-        raise TypeError("builder must be a zero-argument callable that returns a new model (not a model: each "
-                        "fold needs fresh weights)")
+        raise TypeError(
+            "builder must be a zero-argument callable that returns a new model (not a model: each "
+            "fold needs fresh weights)"
+        )
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
         raise TypeError("data must be a tuple (x, y) or (x, y, sample_weight) of arrays")
     n = _n_cases(data)
@@ -115,11 +129,22 @@ def cross_validate(builder: Callable, data, n_splits: int = 6, groups=None, *, t
     for k, (train, val) in enumerate(folds):
         keras.utils.set_random_seed(seed + k)
         folder = None if output_dir is None else Path(output_dir) / f"fold{k}"
-        result = fit(builder, _take(data, train), _take(data, val), strategy=strategy, seed=seed + k,
-                     output_dir=folder, verbose=verbose, **fit_kwargs)
+        result = fit(
+            builder,
+            _take(data, train),
+            _take(data, val),
+            strategy=strategy,
+            seed=seed + k,
+            output_dir=folder,
+            verbose=verbose,
+            **fit_kwargs,
+        )
         x_val = _take(data, val)[0]
-        pred = np.asarray(result.model.predict(list(x_val) if isinstance(x_val, tuple) else x_val,
-                                               batch_size=predict_batch_size, verbose=0))
+        pred = np.asarray(
+            result.model.predict(
+                list(x_val) if isinstance(x_val, tuple) else x_val, batch_size=predict_batch_size, verbose=0
+            )
+        )
         if oof is None:
             oof = np.zeros((n, *pred.shape[1:]), pred.dtype)
         oof[val] = pred
@@ -127,5 +152,12 @@ def cross_validate(builder: Callable, data, n_splits: int = 6, groups=None, *, t
         models.append(result.model)
         histories.append(result.history)
         results.append(result)
-    return CrossValidationResult(folds=folds, models=models, histories=histories, results=results,
-                                 oof_predictions=oof, fold_of_sample=fold_of_sample, groups=group_array)
+    return CrossValidationResult(
+        folds=folds,
+        models=models,
+        histories=histories,
+        results=results,
+        oof_predictions=oof,
+        fold_of_sample=fold_of_sample,
+        groups=group_array,
+    )

@@ -33,13 +33,13 @@ from __future__ import annotations
 import contextlib
 
 __all__ = [
-    "split_cpu",
-    "default_strategy",
-    "num_replicas",
-    "is_chief",
-    "shard_dataset",
-    "synchronized_batch_norm",
     "build_in_scope",
+    "default_strategy",
+    "is_chief",
+    "num_replicas",
+    "shard_dataset",
+    "split_cpu",
+    "synchronized_batch_norm",
 ]
 
 
@@ -60,8 +60,10 @@ def split_cpu(n: int) -> list:
         current = len(tf.config.list_logical_devices("CPU"))
         if current == n:
             return tf.config.list_logical_devices("CPU")
-        raise RuntimeError(f"cannot split the CPU into {n} devices after TensorFlow initialized its devices "
-                           f"(it has {current}); call split_cpu first, in a fresh process") from err
+        raise RuntimeError(
+            f"cannot split the CPU into {n} devices after TensorFlow initialized its devices "
+            f"(it has {current}); call split_cpu first, in a fresh process"
+        ) from err
     return tf.config.list_logical_devices("CPU")
 
 
@@ -84,8 +86,9 @@ def is_chief(strategy=None) -> bool:
     if resolver is None or not getattr(resolver, "task_type", None):
         return True
     task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type == "chief" or (task_type == "worker" and task_id == 0 and
-                                    "chief" not in resolver.cluster_spec().as_dict())
+    return task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
 
 
 def shard_dataset(dataset, strategy=None):
@@ -145,8 +148,10 @@ def build_in_scope(model_or_builder, strategy=None):
         if num_replicas(strategy) > 1 or _is_multi_worker(strategy):
             stray = [v.path for v in model.weights if not strategy.extended.variable_created_in_scope(v.value)]
             if stray:
-                raise ValueError(f"the model was built outside the strategy's scope ({stray[0]} …); pass a "
-                                 "builder (a zero-argument callable) or build the model inside strategy.scope()")
+                raise ValueError(
+                    f"the model was built outside the strategy's scope ({stray[0]} …); pass a "
+                    "builder (a zero-argument callable) or build the model inside strategy.scope()"
+                )
         return model
     if not callable(model_or_builder):
         raise TypeError(f"expected a keras.Model or a zero-argument builder, got {type(model_or_builder).__name__}")
@@ -155,4 +160,3 @@ def build_in_scope(model_or_builder, strategy=None):
     if not isinstance(model, keras.Model):
         raise TypeError(f"the builder returned {type(model).__name__}, not a keras.Model")
     return model
-

@@ -19,15 +19,18 @@ self-contained and freezing it leaves the given models untouched; it saves to ``
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
-__all__ = ["ensemble", "ENSEMBLE_MODES"]
+__all__ = ["ENSEMBLE_MODES", "ensemble"]
 
 ENSEMBLE_MODES = ("feature_average", "logit_average", "probability_average")
-_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalAveragePooling1D,
-            keras.layers.GlobalAveragePooling3D)
+_POOLING = (
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalAveragePooling1D,
+    keras.layers.GlobalAveragePooling3D,
+)
 
 
 def _activation_name(layer) -> str | None:
@@ -70,8 +73,10 @@ def _head_after(member, pooling) -> list:
         layer = consumers[0]
     heavy = [h.name for h in chain if h.weights]
     if heavy:
-        raise ValueError(f"feature averaging needs a weight-free head after the feature map (CXR-Net: GAP → "
-                         f"softmax), but {heavy} have weights; use mode='logit_average' or 'probability_average'")
+        raise ValueError(
+            f"feature averaging needs a weight-free head after the feature map (CXR-Net: GAP → "
+            f"softmax), but {heavy} have weights; use mode='logit_average' or 'probability_average'"
+        )
     return chain
 
 
@@ -92,8 +97,10 @@ def _feature_layer(member, feature_layer: str | None):
         return consumers[0]
     pools = [layer for layer in member.layers if isinstance(layer, _POOLING)]
     if not pools:
-        raise ValueError(f"model {member.name!r} has no global average pooling layer to average before; name "
-                         "the feature layer (feature_layer=...) or use another mode")
+        raise ValueError(
+            f"model {member.name!r} has no global average pooling layer to average before; name "
+            "the feature layer (feature_layer=...) or use another mode"
+        )
     return pools[-1]
 
 
@@ -108,15 +115,23 @@ def _check_members(models) -> None:
     first = models[0]
     for m in models[1:]:
         if [tuple(t.shape[1:]) for t in m.inputs] != [tuple(t.shape[1:]) for t in first.inputs]:
-            raise ValueError(f"member {m.name!r} takes inputs {[t.shape for t in m.inputs]}, member "
-                             f"{first.name!r} {[t.shape for t in first.inputs]}")
+            raise ValueError(
+                f"member {m.name!r} takes inputs {[t.shape for t in m.inputs]}, member "
+                f"{first.name!r} {[t.shape for t in first.inputs]}"
+            )
         if tuple(m.output_shape[1:]) != tuple(first.output_shape[1:]):
-            raise ValueError(f"member {m.name!r} outputs {m.output_shape}, member {first.name!r} "
-                             f"{first.output_shape}")
+            raise ValueError(f"member {m.name!r} outputs {m.output_shape}, member {first.name!r} {first.output_shape}")
 
 
-def ensemble(models: Sequence, mode: str = "feature_average", *, feature_layer: str | None = None, front=None,
-             trainable: bool = False, name: str = "ensemble"):
+def ensemble(
+    models: Sequence,
+    mode: str = "feature_average",
+    *,
+    feature_layer: str | None = None,
+    front=None,
+    trainable: bool = False,
+    name: str = "ensemble",
+):
     """Joins trained ``models`` into one Keras model whose members run as parallel paths.
 
     Args:
@@ -174,8 +189,10 @@ def ensemble(models: Sequence, mode: str = "feature_average", *, feature_layer: 
             last = member.layers[-1]
             activation = _activation_name(last)
             if activation not in ("softmax", "sigmoid"):
-                raise ValueError(f"member {member.name!r} ends in {last.name!r} without a softmax/sigmoid "
-                                 "activation; its outputs are logits already: use 'probability_average'")
+                raise ValueError(
+                    f"member {member.name!r} ends in {last.name!r} without a softmax/sigmoid "
+                    "activation; its outputs are logits already: use 'probability_average'"
+                )
             head = head or [keras.layers.Activation(activation, name="predictions")]
             if last.weights:
                 copy = _copy(member, linear_output=True)

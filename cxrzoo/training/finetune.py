@@ -7,17 +7,18 @@ The usual recipe (docs/finetuning.md): build the published model, build the mode
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
-__all__ = ["transfer_weights", "set_trainable", "TransferReport"]
+__all__ = ["TransferReport", "set_trainable", "transfer_weights"]
 
 
 class TransferReport(NamedTuple):
     """Layer paths (``member0/stem_conv`` inside nested models) by outcome of :func:`transfer_weights`."""
 
-    copied: list[str]     # weights copied from the source
+    copied: list[str]  # weights copied from the source
     mismatched: list[str]  # present in the source with other weight shapes (e.g. a new number of classes)
-    new: list[str]        # absent from the source
+    new: list[str]  # absent from the source
 
 
 def _weighted_layers(model, prefix: str = "") -> dict:

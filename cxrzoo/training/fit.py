@@ -20,12 +20,19 @@ from typing import Any
 import keras
 import numpy as np
 
-from cxrzoo.training.distribute import (_is_multi_worker, build_in_scope, default_strategy, is_chief, num_replicas,
-                                        shard_dataset, synchronized_batch_norm)
+from cxrzoo.training.distribute import (
+    _is_multi_worker,
+    build_in_scope,
+    default_strategy,
+    is_chief,
+    num_replicas,
+    shard_dataset,
+    synchronized_batch_norm,
+)
 from cxrzoo.training.loop import custom_fit
 from cxrzoo.training.recipes import TrainingRecipe, training_recipe
 
-__all__ = ["fit_segmenter", "fit_classifier", "TrainingResult", "as_dataset", "prepare_labels"]
+__all__ = ["TrainingResult", "as_dataset", "fit_classifier", "fit_segmenter", "prepare_labels"]
 
 RECIPE = "recipe"  # sentinel: "use the recipe's value"
 
@@ -115,8 +122,9 @@ def prepare_labels(y, model) -> np.ndarray:
             raise ValueError("class labels must be integer ids or one-hot rows")
         ids = ids.astype(np.int64)
     if ids.min(initial=0) < 0 or ids.max(initial=0) >= classes:
-        raise ValueError(f"class ids must be in 0..{classes - 1} for a {classes}-way model, found "
-                         f"{ids.min()}..{ids.max()}")
+        raise ValueError(
+            f"class ids must be in 0..{classes - 1} for a {classes}-way model, found {ids.min()}..{ids.max()}"
+        )
     return np.eye(classes, dtype=np.float32)[ids]
 
 
@@ -125,8 +133,17 @@ def _class_ids(y) -> np.ndarray:
     return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1).astype(np.int64)
 
 
-def as_dataset(data, *, task: str, model, batch_size: int, augment=None, shuffle: bool = True,
-               seed: int | None = None, strategy=None):
+def as_dataset(
+    data,
+    *,
+    task: str,
+    model,
+    batch_size: int,
+    augment=None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    strategy=None,
+):
     """A ``tf.data.Dataset`` of global batches from ``data``, sharded for ``strategy``.
 
     ``data`` is a ``tf.data.Dataset`` (used as it is: it must already be batched with the global batch size) or
@@ -153,20 +170,37 @@ def as_dataset(data, *, task: str, model, batch_size: int, augment=None, shuffle
         if augment is not None:
             raise ValueError("augmentation needs image arrays (N, H, W, C), got feature vectors")
         ds = tf.data.Dataset.from_tensor_slices(
-            tuple(a for a in (np.asarray(images, np.float32), prepare_labels(y, model), weights) if a is not None))
+            tuple(a for a in (np.asarray(images, np.float32), prepare_labels(y, model), weights) if a is not None)
+        )
         if shuffle:
             ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         return shard_dataset(ds.batch(batch_size).prefetch(tf.data.AUTOTUNE), strategy)
     if task == "segmentation":
         if two_inputs:
             raise ValueError("a segmentation model takes a single image array")
-        ds = make_dataset(np.asarray(images), masks=np.asarray(y), recipe=None, augment=augment,
-                          batch_size=batch_size, shuffle=shuffle, seed=seed, sample_weights=weights)
+        ds = make_dataset(
+            np.asarray(images),
+            masks=np.asarray(y),
+            recipe=None,
+            augment=augment,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            sample_weights=weights,
+        )
     else:
-        ds = make_dataset(np.asarray(images), masks=None if mask_inputs is None else np.asarray(mask_inputs),
-                          labels=prepare_labels(y, model), recipe=None, augment=augment, batch_size=batch_size,
-                          shuffle=shuffle, seed=seed, sample_weights=weights,
-                          mask_role="input" if two_inputs else "target")
+        ds = make_dataset(
+            np.asarray(images),
+            masks=None if mask_inputs is None else np.asarray(mask_inputs),
+            labels=prepare_labels(y, model),
+            recipe=None,
+            augment=augment,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            sample_weights=weights,
+            mask_role="input" if two_inputs else "target",
+        )
     return shard_dataset(ds, strategy)
 
 
@@ -193,19 +227,49 @@ def _class_weight(spec, train, model, task):
 _DEFAULT_RECIPES = {"segmentation": "cxrnet_module1", "classification": "cxrnet_module2"}
 
 
-def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, learning_rate, optimizer, loss,
-         metrics, augment, class_weight, early_stopping, reduce_lr, monitor, output_dir, restore_best, callbacks,
-         strategy, sync_batchnorm, seed, steps_per_epoch, validation_steps, verbose, loop):
+def _fit(
+    task: str,
+    model,
+    train,
+    validation,
+    *,
+    recipe,
+    epochs,
+    batch_size,
+    learning_rate,
+    optimizer,
+    loss,
+    metrics,
+    augment,
+    class_weight,
+    early_stopping,
+    reduce_lr,
+    monitor,
+    output_dir,
+    restore_best,
+    callbacks,
+    strategy,
+    sync_batchnorm,
+    seed,
+    steps_per_epoch,
+    validation_steps,
+    verbose,
+    loop,
+):
     if loop not in ("auto", "keras", "custom"):
         raise ValueError(f"loop must be 'auto', 'keras' or 'custom', got {loop!r}")
     rec = training_recipe(_DEFAULT_RECIPES[task] if recipe is None else recipe)
     if rec.task != task:
         raise ValueError(f"recipe {rec.name!r} is a {rec.task} recipe; this function trains {task} models")
     rec = rec.replace(
-        epochs=int(_resolve(epochs, rec.epochs)), batch_size=int(_resolve(batch_size, rec.batch_size)),
-        early_stopping=_resolve(early_stopping, rec.early_stopping), reduce_lr=_resolve(reduce_lr, rec.reduce_lr),
-        augment=_resolve(augment, rec.augment), class_weight=_resolve(class_weight, rec.class_weight),
-        monitor=_resolve(monitor, rec.monitor))
+        epochs=int(_resolve(epochs, rec.epochs)),
+        batch_size=int(_resolve(batch_size, rec.batch_size)),
+        early_stopping=_resolve(early_stopping, rec.early_stopping),
+        reduce_lr=_resolve(reduce_lr, rec.reduce_lr),
+        augment=_resolve(augment, rec.augment),
+        class_weight=_resolve(class_weight, rec.class_weight),
+        monitor=_resolve(monitor, rec.monitor),
+    )
     if rec.epochs < 1 or rec.batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {rec.epochs} and {rec.batch_size}")
     if seed is not None:
@@ -221,12 +285,26 @@ def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, lea
             opt = rec.make_optimizer(learning_rate)
         else:  # a factory is called here, in the strategy's scope, where optimizer variables must be created
             opt = optimizer() if callable(optimizer) else optimizer
-        model.compile(optimizer=opt, loss=loss if loss is not None else rec.loss(model, weights),
-                      metrics=metrics if metrics is not None else rec.metrics(model))
-    train_ds = as_dataset(train, task=task, model=model, batch_size=rec.batch_size, augment=rec.augment,
-                          shuffle=True, seed=seed, strategy=strategy)
-    val_ds = None if validation is None else as_dataset(validation, task=task, model=model,
-                                                        batch_size=rec.batch_size, shuffle=False, strategy=strategy)
+        model.compile(
+            optimizer=opt,
+            loss=loss if loss is not None else rec.loss(model, weights),
+            metrics=metrics if metrics is not None else rec.metrics(model),
+        )
+    train_ds = as_dataset(
+        train,
+        task=task,
+        model=model,
+        batch_size=rec.batch_size,
+        augment=rec.augment,
+        shuffle=True,
+        seed=seed,
+        strategy=strategy,
+    )
+    val_ds = (
+        None
+        if validation is None
+        else as_dataset(validation, task=task, model=model, batch_size=rec.batch_size, shuffle=False, strategy=strategy)
+    )
 
     timer, keep = _EpochTimer(), _KeepBest(monitor_name, restore_best)
     cbs = [timer, keep]
@@ -239,8 +317,11 @@ def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, lea
         folder = Path(output_dir) if is_chief(strategy) else Path(tempfile.mkdtemp(prefix="cxrzoo_worker_"))
         folder.mkdir(parents=True, exist_ok=True)
         checkpoint, csv = folder / "best.weights.h5", folder / "history.csv"
-        cbs.append(keras.callbacks.ModelCheckpoint(os.fspath(checkpoint), monitor=monitor_name, save_best_only=True,
-                                                   save_weights_only=True))
+        cbs.append(
+            keras.callbacks.ModelCheckpoint(
+                os.fspath(checkpoint), monitor=monitor_name, save_best_only=True, save_weights_only=True
+            )
+        )
         cbs.append(keras.callbacks.CSVLogger(os.fspath(csv)))
     cbs.extend(callbacks or ())
 
@@ -248,18 +329,41 @@ def _fit(task: str, model, train, validation, *, recipe, epochs, batch_size, lea
         if loop == "custom" or (loop == "auto" and _is_multi_worker(strategy)):
             if not is_chief(strategy):  # one progress bar per cluster
                 verbose = 0
-            history = custom_fit(model, train_ds, val_ds, epochs=rec.epochs, callbacks=cbs, strategy=strategy,
-                                 class_weight=fit_class_weight, steps_per_epoch=steps_per_epoch,
-                                 validation_steps=validation_steps, verbose=verbose)
+            history = custom_fit(
+                model,
+                train_ds,
+                val_ds,
+                epochs=rec.epochs,
+                callbacks=cbs,
+                strategy=strategy,
+                class_weight=fit_class_weight,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                verbose=verbose,
+            )
         else:
-            history = model.fit(train_ds, validation_data=val_ds, epochs=rec.epochs, callbacks=cbs,
-                                class_weight=fit_class_weight, steps_per_epoch=steps_per_epoch,
-                                validation_steps=validation_steps, verbose=verbose,
-                                shuffle=False)  # the pipeline shuffles already (Keras would only warn)
-    return TrainingResult(model=model, history={k: [float(v) for v in vs] for k, vs in history.history.items()},
-                          monitor=monitor_name, best_epoch=keep.best_epoch, epoch_seconds=timer.seconds,
-                          checkpoint=checkpoint if checkpoint is not None and checkpoint.exists() else None,
-                          history_csv=csv, recipe=rec, class_weight=weights)
+            history = model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=rec.epochs,
+                callbacks=cbs,
+                class_weight=fit_class_weight,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                verbose=verbose,
+                shuffle=False,
+            )  # the pipeline shuffles already (Keras would only warn)
+    return TrainingResult(
+        model=model,
+        history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        monitor=monitor_name,
+        best_epoch=keep.best_epoch,
+        epoch_seconds=timer.seconds,
+        checkpoint=checkpoint if checkpoint is not None and checkpoint.exists() else None,
+        history_csv=csv,
+        recipe=rec,
+        class_weight=weights,
+    )
 
 
 _ARGS_DOC = """Args:
@@ -303,12 +407,34 @@ def _document(fn):
 
 
 @_document
-def fit_segmenter(model, train, validation=None, *, recipe: str | TrainingRecipe | None = "cxrnet_module1",
-                  epochs=RECIPE, batch_size=RECIPE, learning_rate=None, optimizer=None, loss=None, metrics=None,
-                  augment=RECIPE, class_weight=None, early_stopping=RECIPE, reduce_lr=RECIPE, monitor=RECIPE,
-                  output_dir=None, restore_best: bool = True, callbacks=(), strategy=None,
-                  sync_batchnorm: bool = True, seed: int | None = None, steps_per_epoch=None,
-                  validation_steps=None, verbose="auto", loop: str = "auto") -> TrainingResult:
+def fit_segmenter(
+    model,
+    train,
+    validation=None,
+    *,
+    recipe: str | TrainingRecipe | None = "cxrnet_module1",
+    epochs=RECIPE,
+    batch_size=RECIPE,
+    learning_rate=None,
+    optimizer=None,
+    loss=None,
+    metrics=None,
+    augment=RECIPE,
+    class_weight=None,
+    early_stopping=RECIPE,
+    reduce_lr=RECIPE,
+    monitor=RECIPE,
+    output_dir=None,
+    restore_best: bool = True,
+    callbacks=(),
+    strategy=None,
+    sync_batchnorm: bool = True,
+    seed: int | None = None,
+    steps_per_epoch=None,
+    validation_steps=None,
+    verbose="auto",
+    loop: str = "auto",
+) -> TrainingResult:
     """Trains a segmentation model; defaults are CXR-Net Module 1's protocol (recipe ``"cxrnet_module1"``).
 
     Module 1: Adam (lr 1e-3), the contour-weighted Tanimoto loss (:class:`cxrzoo.losses.WeightedTanimotoLoss`),
@@ -327,12 +453,34 @@ def fit_segmenter(model, train, validation=None, *, recipe: str | TrainingRecipe
 
 
 @_document
-def fit_classifier(model, train, validation=None, *, recipe: str | TrainingRecipe | None = "cxrnet_module2",
-                   epochs=RECIPE, batch_size=RECIPE, learning_rate=None, optimizer=None, loss=None, metrics=None,
-                   augment=RECIPE, class_weight=RECIPE, early_stopping=RECIPE, reduce_lr=RECIPE, monitor=RECIPE,
-                   output_dir=None, restore_best: bool = True, callbacks=(), strategy=None,
-                   sync_batchnorm: bool = True, seed: int | None = None, steps_per_epoch=None,
-                   validation_steps=None, verbose="auto", loop: str = "auto") -> TrainingResult:
+def fit_classifier(
+    model,
+    train,
+    validation=None,
+    *,
+    recipe: str | TrainingRecipe | None = "cxrnet_module2",
+    epochs=RECIPE,
+    batch_size=RECIPE,
+    learning_rate=None,
+    optimizer=None,
+    loss=None,
+    metrics=None,
+    augment=RECIPE,
+    class_weight=RECIPE,
+    early_stopping=RECIPE,
+    reduce_lr=RECIPE,
+    monitor=RECIPE,
+    output_dir=None,
+    restore_best: bool = True,
+    callbacks=(),
+    strategy=None,
+    sync_batchnorm: bool = True,
+    seed: int | None = None,
+    steps_per_epoch=None,
+    validation_steps=None,
+    verbose="auto",
+    loop: str = "auto",
+) -> TrainingResult:
     """Trains a classifier; defaults are CXR-Net Module 2's protocol (recipe ``"cxrnet_module2"``).
 
     Module 2: Adam (lr 0.002, AMSGrad), categorical cross-entropy with 'balanced' class weights, batch 13,

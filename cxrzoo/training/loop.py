@@ -85,9 +85,19 @@ def _logs(model) -> dict[str, float]:
     return {k: float(np.asarray(v)) for k, v in model.get_metrics_result().items()}
 
 
-def custom_fit(model, train, validation=None, *, epochs: int = 1, callbacks=(), strategy=None,
-               class_weight: dict | None = None, steps_per_epoch: int | None = None,
-               validation_steps: int | None = None, verbose=1) -> keras.callbacks.History:
+def custom_fit(
+    model,
+    train,
+    validation=None,
+    *,
+    epochs: int = 1,
+    callbacks=(),
+    strategy=None,
+    class_weight: dict | None = None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    verbose=1,
+) -> keras.callbacks.History:
     """Trains a compiled ``model`` on ``train`` (a ``tf.data.Dataset`` of global batches) like ``Model.fit``.
 
     The model must have been built and compiled inside ``strategy.scope()``. Each global batch is split across the
@@ -116,9 +126,15 @@ def custom_fit(model, train, validation=None, *, epochs: int = 1, callbacks=(), 
 
     history = keras.callbacks.History()
     progbar = verbose not in (0, "0")
-    cbs = keras.callbacks.CallbackList(list(callbacks) + [history], add_history=False, add_progbar=progbar,
-                                       model=model, verbose=1 if verbose == "auto" else verbose, epochs=epochs,
-                                       steps=steps_per_epoch)
+    cbs = keras.callbacks.CallbackList(
+        list(callbacks) + [history],
+        add_history=False,
+        add_progbar=progbar,
+        model=model,
+        verbose=1 if verbose == "auto" else verbose,
+        epochs=epochs,
+        steps=steps_per_epoch,
+    )
 
     def run_pass(dataset, step_fn, limit, begin, end, with_logs):
         """One pass over ``dataset`` (at most ``limit`` batches); returns the number of batches."""
@@ -137,8 +153,10 @@ def custom_fit(model, train, validation=None, *, epochs: int = 1, callbacks=(), 
     for epoch in range(epochs):
         model.reset_metrics()
         cbs.on_epoch_begin(epoch)
-        if run_pass(dist_train, train_step, steps_per_epoch, cbs.on_train_batch_begin, cbs.on_train_batch_end,
-                    progbar) == 0:
+        if (
+            run_pass(dist_train, train_step, steps_per_epoch, cbs.on_train_batch_begin, cbs.on_train_batch_end, progbar)
+            == 0
+        ):
             raise ValueError("the training dataset yielded no batch")
         logs = _logs(model)
         if dist_val is not None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 class WeightsError(Exception):
@@ -38,8 +38,9 @@ class WeightsHashError(WeightsError, ValueError):
 class WeightsNotFoundError(WeightsError, FileNotFoundError):
     """A file that is neither in a mirror folder nor in the cache, when downloading is not allowed."""
 
-    def __init__(self, tag: str, filename: str, hash_text: str, urls: Sequence[str], searched: Sequence[Path],
-                 reason: str):
+    def __init__(
+        self, tag: str, filename: str, hash_text: str, urls: Sequence[str], searched: Sequence[Path], reason: str
+    ):
         self.tag = tag
         self.filename = filename
         self.urls = list(urls)

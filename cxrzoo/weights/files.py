@@ -26,9 +26,9 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from cxrzoo.fileio import atomic_path, create_temp
 from cxrzoo.weights.errors import WeightsDownloadError, WeightsHashError, WeightsNotFoundError
@@ -199,8 +199,9 @@ def _download(wfile: WeightsFile, target: Path, tag: str, progress: bool) -> Pat
         if len(failures) > 1 and hasattr(error, "add_note"):
             error.add_note("every URL failed:\n  " + "\n  ".join(failures))
         raise error
-    raise WeightsDownloadError(f"could not download {wfile.filename!r} for weights {tag!r}:\n  "
-                               + "\n  ".join(failures))
+    raise WeightsDownloadError(
+        f"could not download {wfile.filename!r} for weights {tag!r}:\n  " + "\n  ".join(failures)
+    )
 
 
 def _resolve_file(tag: str, wfile: WeightsFile, cache_dir, offline: bool, progress: bool) -> Path:
@@ -217,13 +218,20 @@ def _resolve_file(tag: str, wfile: WeightsFile, cache_dir, offline: bool, progre
     if cached.is_file():
         return verify_file(cached, wfile, tag)
     if offline:
-        raise WeightsNotFoundError(tag, wfile.filename, wfile.describe_hash(), wfile.urls, searched,
-                                   reason=f"downloading is disabled ({ENV_OFFLINE}=1)")
+        raise WeightsNotFoundError(
+            tag,
+            wfile.filename,
+            wfile.describe_hash(),
+            wfile.urls,
+            searched,
+            reason=f"downloading is disabled ({ENV_OFFLINE}=1)",
+        )
     return _download(wfile, cached, tag, progress)
 
 
-def get_weights_files(tag: str, *, cache_dir: str | os.PathLike | None = None, offline: bool | None = None,
-                      progress: bool | None = None) -> list[Path]:
+def get_weights_files(
+    tag: str, *, cache_dir: str | os.PathLike | None = None, offline: bool | None = None, progress: bool | None = None
+) -> list[Path]:
     """Local, hash-verified paths of every file of ``tag`` (a TF checkpoint has two), in manifest order."""
     entry = weights_info(tag)
     offline = offline_mode() if offline is None else offline
@@ -231,8 +239,9 @@ def get_weights_files(tag: str, *, cache_dir: str | os.PathLike | None = None, o
     return [_resolve_file(tag, wfile, cache_dir, offline, progress) for wfile in entry.files]
 
 
-def get_weights_file(tag: str, *, cache_dir: str | os.PathLike | None = None, offline: bool | None = None,
-                     progress: bool | None = None) -> Path:
+def get_weights_file(
+    tag: str, *, cache_dir: str | os.PathLike | None = None, offline: bool | None = None, progress: bool | None = None
+) -> Path:
     """Local, hash-verified path of the weights file of ``tag`` (the first file when there are several).
 
     Looks in ``$CXRZOO_WEIGHTS_PATH`` mirror folders, then the cache (``cache_dir`` → ``$CXRZOO_HOME`` →
@@ -247,8 +256,14 @@ def get_weights_file(tag: str, *, cache_dir: str | os.PathLike | None = None, of
     return get_weights_files(tag, cache_dir=cache_dir, offline=offline, progress=progress)[0]
 
 
-def fetch_weights(tag: str, dest: str | os.PathLike | None = None, *, cache_dir=None, offline: bool | None = None,
-                  progress: bool | None = None) -> list[Path]:
+def fetch_weights(
+    tag: str,
+    dest: str | os.PathLike | None = None,
+    *,
+    cache_dir=None,
+    offline: bool | None = None,
+    progress: bool | None = None,
+) -> list[Path]:
     """Resolves ``tag`` (downloading if needed) and, with ``dest``, copies its files there flat, ready to be used
     as a ``CXRZOO_WEIGHTS_PATH`` mirror folder. The copy is atomic per file."""
     paths = get_weights_files(tag, cache_dir=cache_dir, offline=offline, progress=progress)
@@ -288,8 +303,13 @@ class VerifyResult:
     detail: str = ""
 
     def __str__(self) -> str:
-        labels = {"ok": "ok", "unobtainable": "unobtainable by design", "missing": "missing",
-                  "unreadable": "UNREADABLE", "hash mismatch": "HASH MISMATCH"}
+        labels = {
+            "ok": "ok",
+            "unobtainable": "unobtainable by design",
+            "missing": "missing",
+            "unreadable": "UNREADABLE",
+            "hash mismatch": "HASH MISMATCH",
+        }
         return labels[self.status] + (f": {self.detail}" if self.detail else "")
 
 
@@ -310,8 +330,11 @@ def verify_weights(tags: Iterable[str] | None = None, *, cache_dir=None) -> list
             results.append(VerifyResult(tag, "ok", ", ".join(str(p) for p in paths)))
         except WeightsNotFoundError:
             if unobtainable_by_design(entry):
-                results.append(VerifyResult(tag, "unobtainable", "only a git blob SHA-1 is published; no mirror "
-                                                                 "holds it (docs/weights.md)"))
+                results.append(
+                    VerifyResult(
+                        tag, "unobtainable", "only a git blob SHA-1 is published; no mirror holds it (docs/weights.md)"
+                    )
+                )
             else:
                 results.append(VerifyResult(tag, "missing"))
         except WeightsHashError as exc:

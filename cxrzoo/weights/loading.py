@@ -14,8 +14,9 @@ from anywhere but itself: external storage, virtual datasets and external links 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,9 @@ def looks_like_path(weights: Any) -> bool:
     return os.sep in text or "/" in text or text.endswith(_WEIGHT_SUFFIXES) or os.path.exists(text)
 
 
-def resolve_weights(weights: str | os.PathLike, *, arch: str | Iterable[str], role: str = "model",
-                    cache_dir=None) -> tuple[list[Path], WeightsEntry | None]:
+def resolve_weights(
+    weights: str | os.PathLike, *, arch: str | Iterable[str], role: str = "model", cache_dir=None
+) -> tuple[list[Path], WeightsEntry | None]:
     """Local paths for ``weights`` (a tag of ``arch`` or a file path) and the manifest entry when it is a tag."""
     archs = {arch} if isinstance(arch, str) else set(arch)
     if looks_like_path(weights):
@@ -149,8 +151,10 @@ def read_legacy_h5(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
             for raw_name in np.atleast_1d(root.attrs["layer_names"]):
                 name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
                 group = root[name]
-                weight_names = [w.decode() if isinstance(w, bytes) else str(w)
-                                for w in np.atleast_1d(group.attrs.get("weight_names", []))]
+                weight_names = [
+                    w.decode() if isinstance(w, bytes) else str(w)
+                    for w in np.atleast_1d(group.attrs.get("weight_names", []))
+                ]
                 if weight_names:
                     out[name] = [np.asarray(group[w]) for w in weight_names]
         except (KeyError, TypeError, AttributeError, OSError, UnicodeDecodeError) as exc:
@@ -175,9 +179,14 @@ def weighted_layers(model) -> list:
     return [layer for layer in model.layers if layer.weights]
 
 
-def assign_by_name(model, arrays: Mapping[str, list[np.ndarray]], *, name_map: Mapping[str, str] | None = None,
-                   convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None,
-                   source: str = "weights file") -> None:
+def assign_by_name(
+    model,
+    arrays: Mapping[str, list[np.ndarray]],
+    *,
+    name_map: Mapping[str, str] | None = None,
+    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None,
+    source: str = "weights file",
+) -> None:
     """Assigns ``arrays`` (source layer name → arrays) to the weighted layers of ``model``.
 
     ``name_map`` maps the model's layer names to source names (identity when absent); ``convert(layer, arrays)``
@@ -210,9 +219,14 @@ def assign_by_name(model, arrays: Mapping[str, list[np.ndarray]], *, name_map: M
         layer.set_weights(values)
 
 
-def load_default(model, paths: list[Path], entry: WeightsEntry | None, *,
-                 name_map: Mapping[str, str] | None = None,
-                 convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None) -> None:
+def load_default(
+    model,
+    paths: list[Path],
+    entry: WeightsEntry | None,
+    *,
+    name_map: Mapping[str, str] | None = None,
+    convert: Callable[[Any, list[np.ndarray]], list[np.ndarray]] | None = None,
+) -> None:
     """Legacy Keras 2 HDF5 → by-name assignment; a Keras 3 ``.weights.h5`` / ``.keras`` file → ``load_weights``."""
     path = paths[0]
     if path.suffix in {".h5", ".hdf5"} and is_legacy_h5(path):
@@ -223,8 +237,15 @@ def load_default(model, paths: list[Path], entry: WeightsEntry | None, *,
         raise ValueError(f"{path}: unrecognized weights format (expected a Keras 2 HDF5, .weights.h5 or .keras file)")
 
 
-def load_weights(model, weights: str | os.PathLike | None, *, arch: str | Iterable[str],
-                 loader: Loader | None = None, cache_dir=None, **builder_kwargs: Any):
+def load_weights(
+    model,
+    weights: str | os.PathLike | None,
+    *,
+    arch: str | Iterable[str],
+    loader: Loader | None = None,
+    cache_dir=None,
+    **builder_kwargs: Any,
+):
     """Loads ``weights`` (None, a tag of ``arch``, or a file path) into ``model`` and returns it.
 
     ``builder_kwargs`` are the arguments the model was built with; they are checked against the configuration

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 from cxrzoo.weights.errors import UnknownWeightsError
 
@@ -116,7 +117,8 @@ def list_weights(arch: str | None = None, pattern: str = "*") -> list[str]:
     ['res_cr_net.jms_lungs', 'res_cr_net.v7_lungs']
     """
     return sorted(
-        tag for tag, entry in _entries().items()
+        tag
+        for tag, entry in _entries().items()
         if (arch is None or entry.arch == arch) and fnmatch.fnmatchcase(tag, pattern)
     )
 

@@ -32,8 +32,13 @@ def test_readme_command_on_four_real_images(shared, shared_weights, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "CXRZOO_WEIGHTS_PATH": str(shared_weights), "CXRZOO_OFFLINE": "1"}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the command must silence TensorFlow by itself
-    result = subprocess.run([sys.executable, "-m", "cxrzoo", "predict", "--json", "--heatmaps", str(out), *images],
-                            capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "cxrzoo", "predict", "--json", "--heatmaps", str(out), *images],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["image"] for r in records] == images
@@ -52,8 +57,11 @@ def test_readme_command_on_four_real_images(shared, shared_weights, tmp_path):
         inside = difference != 0
         np.testing.assert_allclose(difference[inside], 2 * positive[inside] - 1, atol=1e-5)
     # stderr carries only our progress bar: no TensorFlow start-up noise
-    noise = [line for line in result.stderr.replace("\r", "\n").splitlines()
-             if line.strip() and "image" not in line and "%" not in line]
+    noise = [
+        line
+        for line in result.stderr.replace("\r", "\n").splitlines()
+        if line.strip() and "image" not in line and "%" not in line
+    ]
     assert not noise, noise
     assert not list(out.glob(".*"))  # no temporary files left behind
 
@@ -111,8 +119,11 @@ def test_jit_flag_reaches_the_compiled_step(shared, cached_model, monkeypatch, c
 
     seen = []
     real = heatmaps.cxrnet_heatmaps
-    monkeypatch.setattr(heatmaps, "cxrnet_heatmaps", lambda *a, **k: seen.append(k["jit_compile"]) or real(
-        *a, **{**k, "jit_compile": False}))
+    monkeypatch.setattr(
+        heatmaps,
+        "cxrnet_heatmaps",
+        lambda *a, **k: seen.append(k["jit_compile"]) or real(*a, **{**k, "jit_compile": False}),
+    )
     assert main(["predict", "--jit", str(shared(*IMAGES, "038.jpg"))]) == 0
     assert main(["predict", str(shared(*IMAGES, "038.jpg"))]) == 0
     assert seen == [True, False]

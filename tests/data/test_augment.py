@@ -19,7 +19,7 @@ def _marker_image() -> tuple[np.ndarray, np.ndarray]:
     where the pixelated rim turns a corner, about 1% of a radius-30 disc; a radius of 70 keeps that below 1% even
     after COVID-CXNet's 1.5x zoom-out, while a misalignment of one pixel would cost about 3%."""
     yy, xx = np.mgrid[:H, :W]
-    disc = (yy - 104) ** 2 + (xx - 126) ** 2 <= 70 ** 2
+    disc = (yy - 104) ** 2 + (xx - 126) ** 2 <= 70**2
     return disc.astype(np.float32) * 0.5, disc.astype(np.uint8) * 255
 
 
@@ -34,8 +34,15 @@ def test_masks_follow_their_images_under_every_preset_and_seed(preset):
     n = 8
     worst, moved = 1.0, 0
     for seed in range(4):
-        ds = make_dataset(np.repeat(image[None], n, 0), np.repeat(mask[None], n, 0), recipe=None, augment=preset,
-                          batch_size=n, shuffle=False, seed=seed)
+        ds = make_dataset(
+            np.repeat(image[None], n, 0),
+            np.repeat(mask[None], n, 0),
+            recipe=None,
+            augment=preset,
+            batch_size=n,
+            shuffle=False,
+            seed=seed,
+        )
         x, m = next(iter(ds))
         x, m = x.numpy()[..., 0], m.numpy()[..., 0]
         assert set(np.unique(m)) <= {0.0, 1.0}  # nearest neighbour: labels stay labels
@@ -89,13 +96,13 @@ def test_rotation_and_zoom_ranges_match_the_papers():
     angles = np.degrees(np.arctan2(np.abs(lin[:, 1, 0]), np.abs(lin[:, 0, 0])))
     assert angles.max() <= 15.5 and angles.max() > 12
     scale = np.sqrt(np.abs(np.linalg.det(lin)))
-    assert 0.8 - 1e-3 <= scale.min() and scale.max() <= 1.2 + 1e-3
+    assert scale.min() >= 0.8 - 1e-3 and scale.max() <= 1.2 + 1e-3
     # cxrnet_module2: rotation ±15°, forward scale U(0.9, 1.1) with aspect 1.1, applied with probability 0.7.
     _, lin = _params("cxrnet_module2")
     identity = np.all(np.isclose(np.abs(lin), np.eye(2), atol=1e-6), axis=(1, 2))
     assert 0.2 < identity.mean() < 0.4
     dets = np.abs(np.linalg.det(lin[~identity]))
-    assert 1 / 1.1 ** 2 - 1e-3 <= dets.min() and dets.max() <= 1 / 0.9 ** 2 + 1e-3
+    assert dets.min() >= 1 / 1.1**2 - 1e-3 and dets.max() <= 1 / 0.9**2 + 1e-3
     # covid_cxnet: rotations reach far beyond 90° (range 170°).
     _, lin = _params("covid_cxnet")
     cosines = lin[:, 0, 0] / np.sqrt(np.abs(np.linalg.det(lin)))
@@ -103,8 +110,13 @@ def test_rotation_and_zoom_ranges_match_the_papers():
 
 
 def test_catalogue_and_validation():
-    assert set(list_augmentations()) >= {"cxrnet_module1", "cxrnet_module2", "covid_cxnet", "covid_xnet",
-                                        "screening_baselines"}
+    assert set(list_augmentations()) >= {
+        "cxrnet_module1",
+        "cxrnet_module2",
+        "covid_cxnet",
+        "covid_xnet",
+        "screening_baselines",
+    }
     assert PRESETS["cxrnet_module1"].fill_mode == "reflect" and PRESETS["cxrnet_module2"].fill_mode == "mirror"
     assert PRESETS["covid_cxnet"].brightness == (0.5, 1.3)
     assert math.isclose(PRESETS["covid_xnet"].shear, 0.2)
@@ -117,8 +129,15 @@ def test_catalogue_and_validation():
         Augmentation("x", "y", horizontal_flip=2)
 
 
-@pytest.mark.parametrize("fill_mode, border", [("mirror", "BORDER_REFLECT_101"), ("reflect", "BORDER_REFLECT"),
-                                               ("wrap", "BORDER_WRAP"), ("constant", "BORDER_CONSTANT")])
+@pytest.mark.parametrize(
+    "fill_mode, border",
+    [
+        ("mirror", "BORDER_REFLECT_101"),
+        ("reflect", "BORDER_REFLECT"),
+        ("wrap", "BORDER_WRAP"),
+        ("constant", "BORDER_CONSTANT"),
+    ],
+)
 def test_fill_modes_match_opencv_borders(fill_mode, border):
     import cv2
     import tensorflow as tf
@@ -130,6 +149,11 @@ def test_fill_modes_match_opencv_borders(fill_mode, border):
     matrix = np.array([[[1, 0, 5], [0, 1, -4], [0, 0, 1]]], np.float32)
     aug = Augmentation("t", "t", fill_mode=fill_mode)
     ours = _warp(tf, tf.constant(image[None]), tf.constant(matrix), "NEAREST", aug)
-    theirs = cv2.warpAffine(image[..., 0], matrix[0, :2], (17, 12), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                            borderMode=getattr(cv2, border))
+    theirs = cv2.warpAffine(
+        image[..., 0],
+        matrix[0, :2],
+        (17, 12),
+        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+        borderMode=getattr(cv2, border),
+    )
     np.testing.assert_array_equal(ours.numpy()[0, ..., 0], theirs)

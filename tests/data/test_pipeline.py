@@ -38,15 +38,26 @@ def test_structures_for_each_use(v7):
     weights = np.linspace(0.5, 1.0, 6)
     only_x = next(iter(make_dataset(v7.images, recipe="screening_baselines", batch_size=3, shuffle=False)))
     assert only_x.shape == (3, 224, 224, 1)
-    x, y = next(iter(make_dataset(v7.images, labels=labels, recipe="screening_baselines", batch_size=3,
-                                  shuffle=False)))
+    x, y = next(iter(make_dataset(v7.images, labels=labels, recipe="screening_baselines", batch_size=3, shuffle=False)))
     np.testing.assert_array_equal(y.numpy(), labels[:3])
-    x, (m, y), w = next(iter(make_dataset(v7.images, v7.masks, labels, recipe="tahir_segmentation", batch_size=3,
-                                          shuffle=False, sample_weights=weights)))
+    x, (m, y), w = next(
+        iter(
+            make_dataset(
+                v7.images,
+                v7.masks,
+                labels,
+                recipe="tahir_segmentation",
+                batch_size=3,
+                shuffle=False,
+                sample_weights=weights,
+            )
+        )
+    )
     assert x.shape == (3, 256, 256, 3) and m.shape == (3, 256, 256, 1)
     np.testing.assert_allclose(w.numpy(), weights[:3].astype(np.float32))
-    (x, m), y = next(iter(make_dataset(v7.images, v7.masks, labels, recipe="cxrnet", batch_size=2, shuffle=False,
-                                       mask_role="input")))
+    (x, m), y = next(
+        iter(make_dataset(v7.images, v7.masks, labels, recipe="cxrnet", batch_size=2, shuffle=False, mask_role="input"))
+    )
     assert m.shape == (2, 300, 340, 1) and set(np.unique(m.numpy())) <= {0.0, 1.0}  # 0/255 → 0/1 continuous scale
 
 
@@ -78,7 +89,7 @@ def test_shuffling_and_augmentation_are_seeded(v7):
     assert not np.array_equal(a1[0].numpy(), c1[0].numpy())  # another seed differs
     plain = _collect(make_dataset(v7.images, recipe="cxrnet", batch_size=6, shuffle=True, seed=1))[0]
     ordered = _collect(make_dataset(v7.images, recipe="cxrnet", batch_size=6, shuffle=False))[0]
-    sums = lambda arr: sorted(arr.reshape(len(arr), -1).sum(1).tolist())  # noqa: E731
+    sums = lambda arr: sorted(arr.reshape(len(arr), -1).sum(1).tolist())
     assert sums(plain) == sums(ordered) and not np.array_equal(plain, ordered)  # a permutation
 
 

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrzoo.data import (cxrnet_h5_dataset, read_class_folders, read_covid_qu_ex, read_csv, read_cxrnet_h5,
-                         read_image_folder, write_cxrnet_h5)
+from cxrzoo.data import (
+    cxrnet_h5_dataset,
+    read_class_folders,
+    read_covid_qu_ex,
+    read_csv,
+    read_cxrnet_h5,
+    read_image_folder,
+    write_cxrnet_h5,
+)
 
 QU = ("data", "covid_qu_ex_sample")
 H5 = ("fixtures", "cxrnet", "sample", "002130-004-1.h5")
@@ -25,8 +32,9 @@ def test_image_folder_with_mask_folders(shared):
     samples = read_image_folder(shared("data", "v7_covid_lungs", "train"), masks=("lungs",))
     assert len(samples) == 300 and samples.mask_names == ["lungs"]
     assert all(os.path.basename(i) == os.path.basename(m[0]) for i, m in zip(samples.images, samples.masks))
-    infection = read_image_folder(shared("data", "covid_infection", "train"),
-                                  masks=("lung_left", "lung_right", "infection"))
+    infection = read_image_folder(
+        shared("data", "covid_infection", "train"), masks=("lung_left", "lung_right", "infection")
+    )
     assert len(infection) == 70 and len(infection.masks[0]) == 3
 
 
@@ -77,10 +85,12 @@ def test_csv_index(tmp_path):
     for name in ("a", "b", "c"):
         _png(tmp_path / "img" / f"{name}.png")
         _png(tmp_path / "msk" / f"{name}.png")
-    (tmp_path / "index.csv").write_text("path,finding,patient,mask\n"
-                                        "img/a.png,COVID-19,p1,msk/a.png\n"
-                                        "img/b.png,normal,p1,msk/b.png\n"
-                                        "img/c.png,COVID-19,p2,msk/c.png\n")
+    (tmp_path / "index.csv").write_text(
+        "path,finding,patient,mask\n"
+        "img/a.png,COVID-19,p1,msk/a.png\n"
+        "img/b.png,normal,p1,msk/b.png\n"
+        "img/c.png,COVID-19,p2,msk/c.png\n"
+    )
     samples = read_csv(tmp_path / "index.csv", label="finding", group="patient", masks=("mask",))
     assert samples.class_names == ["COVID-19", "normal"] and samples.labels.tolist() == [0, 1, 0]
     assert samples.groups.tolist() == ["p1", "p1", "p2"]
@@ -94,8 +104,7 @@ def test_csv_index(tmp_path):
 
 
 def test_real_index_csv(shared):
-    samples = read_csv(shared("data", "v7_covid_lungs", "val", "index.csv"), image="id", label="finding",
-                       group=None)
+    samples = read_csv(shared("data", "v7_covid_lungs", "val", "index.csv"), image="id", label="finding", group=None)
     assert len(samples) == 60 and samples.names[0] == "v7_val_0000"
     assert "COVID-19" in samples.class_names and samples.labels.max() == len(samples.class_names) - 1
 

@@ -27,11 +27,17 @@ def test_notebook_runs_offline(notebook, shared, shared_weights, monkeypatch, tm
     monkeypatch.setenv("MPLBACKEND", "Agg")
     assert os.environ.get("CXRZOO_OFFLINE") == "1"
     nb = nbformat.read(notebook, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(EXAMPLES)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLES)}}
+    )
     client.execute()
-    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = [
+        o
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
     leftovers = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in {".keras", ".h5", ".png", ".csv"})
     assert not leftovers, f"the notebooks left files behind in examples/: {leftovers}"

@@ -4,10 +4,9 @@ half and on the spot of the class asked for, and give the same maps every time."
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from cxrzoo.explain import CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, default_cam_layer, overlay, save_overlay
@@ -15,8 +14,10 @@ from cxrzoo.explain.cam import finish_maps, gap_dense_head
 
 SIZE = 32
 METHODS = [CAM, GradCAM, GradCAMPlusPlus, ScoreCAM]
-SPOTS = [(slice(4, 10), slice(4, 10)),     # class 0 evidence (channel 0), top-left
-         (slice(20, 26), slice(6, 12))]    # class 1 evidence (channel 1), bottom-left
+SPOTS = [
+    (slice(4, 10), slice(4, 10)),  # class 0 evidence (channel 0), top-left
+    (slice(20, 26), slice(6, 12)),
+]  # class 1 evidence (channel 1), bottom-left
 DECOYS = [(slice(4, 10), slice(22, 28)), (slice(20, 26), slice(20, 26))]  # right half: ignored by the model
 
 
@@ -106,8 +107,9 @@ def test_one_unit_sigmoid_head(method, x):
 
 def test_logit_output_head_gives_the_same_gradcam_as_softmax(model, x):
     linear = evidence_model(activation=None, name="evidence_logits")
-    np.testing.assert_allclose(GradCAM(layer="target")(linear, x, class_index=1),
-                               GradCAM(layer="target")(model, x, class_index=1), atol=1e-5)
+    np.testing.assert_allclose(
+        GradCAM(layer="target")(linear, x, class_index=1), GradCAM(layer="target")(model, x, class_index=1), atol=1e-5
+    )
 
 
 def test_lung_mask_restricts_the_map(model, x):
@@ -182,8 +184,7 @@ def test_overlay_and_png_figure(tmp_path, x):
     hidden = overlay(gray, heat, alpha=0.5, threshold=0.5)
     assert np.array_equal(hidden[20, 20], [gray[20, 20]] * 3)  # below threshold: the image itself
     assert not np.array_equal(hidden[6, 6], [gray[6, 6]] * 3)
-    path = save_overlay(tmp_path / "fig" / "cam.png", gray, {"Grad-CAM": heat, "CAM": heat[::2, ::2]},
-                        title="test")
+    path = save_overlay(tmp_path / "fig" / "cam.png", gray, {"Grad-CAM": heat, "CAM": heat[::2, ::2]}, title="test")
     assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in path.parent.iterdir()] == ["cam.png"]  # no temporary file left
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

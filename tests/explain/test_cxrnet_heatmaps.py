@@ -39,8 +39,13 @@ def _authors_recipe(feature_map, probabilities, mask):
 def test_maps_follow_the_authors_recipe(model, images):
     maps = cxrnet_heatmaps(model, images[:1])
     assert {k: v.shape for k, v in maps.items()} == {
-        "positive": (1, 300, 340), "negative": (1, 300, 340), "difference": (1, 300, 340), "mask": (1, 300, 340),
-        "probabilities": (1, 2), "lung_mask": (1, 300, 340)}
+        "positive": (1, 300, 340),
+        "negative": (1, 300, 340),
+        "difference": (1, 300, 340),
+        "mask": (1, 300, 340),
+        "probabilities": (1, 2),
+        "lung_mask": (1, 300, 340),
+    }
     out = {k: v.numpy() for k, v in model(images[:1, ..., None], training=False).items()}
     expected, inside = _authors_recipe(out["feature_map"][0], out["probabilities"][0], out["mask"][0, ..., 0])
     np.testing.assert_array_equal(maps["mask"][0], inside)
@@ -146,8 +151,7 @@ def test_figure_has_the_authors_four_panels(model, images):
     figure = cxrnet_figure(images[0], maps, 0, title="002130-004-1")
     titles = [ax.get_title() for ax in figure.axes]
     p = maps["probabilities"][0]
-    assert titles == ["002130-004-1", f"Positive score: {p[0]:.3f}", f"Negative score: {p[1]:.3f}",
-                      "DIFFERENCE MAP"]
+    assert titles == ["002130-004-1", f"Positive score: {p[0]:.3f}", f"Negative score: {p[1]:.3f}", "DIFFERENCE MAP"]
     difference = figure.axes[3].images[1]
     assert difference.norm.vmin == -1.0 and difference.norm.vmax == 1.0
     assert difference.get_alpha() == pytest.approx(min(0.5, abs(p[0] - p[1])))

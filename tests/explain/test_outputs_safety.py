@@ -38,6 +38,7 @@ def test_cxrnet_h5_examples_follow_the_umask(tmp_path, umask_022):
 def test_titles_in_missing_glyphs_do_not_warn(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        save_overlay(tmp_path / "x.png", np.zeros((16, 16), np.uint8), {"肺 Grad-CAM": np.zeros((16, 16))},
-                     title="患者 ☤ 𝔛")
+        save_overlay(
+            tmp_path / "x.png", np.zeros((16, 16), np.uint8), {"肺 Grad-CAM": np.zeros((16, 16))}, title="患者 ☤ 𝔛"
+        )
     assert not [w for w in caught if "Glyph" in str(w.message)]

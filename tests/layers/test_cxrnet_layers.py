@@ -10,8 +10,6 @@ import cxrzoo
 from cxrzoo.layers import AxisAttention, LungMaskGate, MinMaxRescale, SelectChannel, Threshold
 
 
-
-
 @pytest.mark.parametrize("axis", [1, 2])
 def test_axis_attention_equals_keras_multi_head_attention(axis):
     rng = np.random.default_rng(axis)
@@ -23,8 +21,12 @@ def test_axis_attention_equals_keras_multi_head_attention(axis):
     # attention_axes=(2,) attends along W; columns are the same after swapping H and W
     swap = (lambda t: np.transpose(t, (0, 2, 1, 3))) if axis == 1 else (lambda t: t)
     mha(swap(q), swap(v), key=swap(k))
-    kernels = {"query": ours.query_kernel, "key": ours.key_kernel, "value": ours.value_kernel,
-               "attention_output": ours.output_kernel}
+    kernels = {
+        "query": ours.query_kernel,
+        "key": ours.key_kernel,
+        "value": ours.value_kernel,
+        "attention_output": ours.output_kernel,
+    }
     values = []
     for weight in mha.weights:
         sub = weight.path.split("/")[-2]
@@ -63,8 +65,13 @@ def test_axis_attention_shortcuts_equal_the_plain_formula_with_gradients(key_kin
 
     rng = np.random.default_rng(11)
     shape = (2, 6, 9, 1)
-    keys = {"binary": rng.random(shape) > 0.5, "all_zero": np.zeros(shape), "all_one": np.ones(shape),
-            "float": rng.random(shape), "two_channels": rng.random((2, 6, 9, 2)) > 0.5}
+    keys = {
+        "binary": rng.random(shape) > 0.5,
+        "all_zero": np.zeros(shape),
+        "all_one": np.ones(shape),
+        "float": rng.random(shape),
+        "two_channels": rng.random((2, 6, 9, 2)) > 0.5,
+    }
     key = tf.constant(keys[key_kind].astype("float32"))
     query = tf.constant(rng.standard_normal(shape).astype("float32") * 20)  # large logits: the shift matters
     value = tf.constant(rng.random(shape).astype("float32"))
@@ -82,8 +89,9 @@ def test_axis_attention_shortcuts_equal_the_plain_formula_with_gradients(key_kin
         assert np.all(np.isfinite(ours.numpy()))
         np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=2e-4, atol=2e-4)
     compiled = tf.function(lambda q, k, v: layer([q, k, v]), jit_compile=True)
-    np.testing.assert_allclose(compiled(query, key, value), _plain_attention(layer, query, key, value),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        compiled(query, key, value), _plain_attention(layer, query, key, value), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_axis_attention_wide_heads_take_the_plain_path():
@@ -97,8 +105,13 @@ def test_axis_attention_parameter_count_is_the_authors():
     layer = AxisAttention(num_heads=2, head_size=64)
     layer([np.zeros((1, 3, 4, 1), "float32")] * 3)
     assert layer.count_params() == 513  # 3 × (1·2·64) + 2·64·1 + 1
-    assert [w.name for w in layer.weights] == ["query_kernel", "key_kernel", "value_kernel", "output_kernel",
-                                              "output_bias"]
+    assert [w.name for w in layer.weights] == [
+        "query_kernel",
+        "key_kernel",
+        "value_kernel",
+        "output_kernel",
+        "output_bias",
+    ]
     with pytest.raises(ValueError, match="axis"):
         AxisAttention(axis=3)
 

@@ -41,8 +41,9 @@ def test_equals_kymatio_keras_on_the_authors_standardized_cxr(shared):
     assert np.all(np.abs(expected).max(axis=(0, 1, 2)) > 1e-3)
 
 
-@pytest.mark.parametrize("J, L, shape, max_order", [(1, 8, (32, 40), 2), (3, 4, (64, 72), 2), (2, 6, (33, 47), 1),
-                                                   (2, 3, (20, 24), 2)])
+@pytest.mark.parametrize(
+    "J, L, shape, max_order", [(1, 8, (32, 40), 2), (3, 4, (64, 72), 2), (2, 6, (33, 47), 1), (2, 3, (20, 24), 2)]
+)
 def test_equals_kymatio_for_other_scales_angles_and_odd_sizes(J, L, shape, max_order):
     x = np.random.default_rng(J * 10 + L).standard_normal((2, *shape)).astype("float32")
     ours = Scattering2D(J=J, L=L, max_order=max_order)(x).numpy()
@@ -68,7 +69,7 @@ def test_multi_channel_input_is_channel_major():
     k = layer.coefficients
     assert both.shape == (2, 6, 7, 2 * k)
     for c in range(2):
-        np.testing.assert_allclose(both[..., c * k:(c + 1) * k], layer(x[..., c]).numpy(), atol=1e-6)
+        np.testing.assert_allclose(both[..., c * k : (c + 1) * k], layer(x[..., c]).numpy(), atol=1e-6)
 
 
 def test_filter_bank_is_zero_mean_and_cached():

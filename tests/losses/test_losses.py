@@ -65,7 +65,7 @@ def _reference_contour_weights(y, window):
     pooled = np.zeros_like(y)
     for i in range(h):
         for j in range(wd):
-            pooled[:, i, j, :] = y[:, max(0, i - r):i + r + 1, max(0, j - r):j + r + 1, :].mean(axis=(1, 2))
+            pooled[:, i, j, :] = y[:, max(0, i - r) : i + r + 1, max(0, j - r) : j + r + 1, :].mean(axis=(1, 2))
     weight = 1 + 2 * ((pooled > 0.005) & (pooled < 0.995))
     return (weight / weight.mean()) ** 2
 
@@ -74,10 +74,9 @@ def test_contour_weights_match_an_independent_reference_and_ignore_padding():
     rng = np.random.default_rng(1)
     y = np.zeros((2, 12, 15, 2), "float32")
     y[0, 3:9, 2:10, 0] = 1
-    y[1, 5:12, 6:15, 0] = (rng.random((7, 9)) > 0.2)
+    y[1, 5:12, 6:15, 0] = rng.random((7, 9)) > 0.2
     y[..., 1] = 1 - y[..., 0]
-    np.testing.assert_allclose(np.asarray(L.contour_weights(y, window=5)), _reference_contour_weights(y, 5),
-                               rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(L.contour_weights(y, window=5)), _reference_contour_weights(y, 5), rtol=1e-5)
     # an all-ones or all-zeros mask has no border anywhere, in particular not along the image edges
     for const in (0.0, 1.0):
         np.testing.assert_allclose(np.asarray(L.contour_weights(np.full((1, 9, 9, 1), const, "float32"))), 1.0)
@@ -98,14 +97,15 @@ def test_weighted_tanimoto_matches_the_formula_with_reference_weights():
     w = _reference_contour_weights(y, L.contour_window(12, 15))
 
     def t(y_, p_):
-        return ((w * y_ * p_).sum() + 1) / ((w * (y_ ** 2 + p_ ** 2 - y_ * p_)).sum() + 1)
+        return ((w * y_ * p_).sum() + 1) / ((w * (y_**2 + p_**2 - y_ * p_)).sum() + 1)
 
     expected = 1 - 0.5 * (t(y, p) + t(1 - y, 1 - p))
     assert float(L.weighted_tanimoto(y, p)) == pytest.approx(expected, rel=1e-5)
     assert float(L.WeightedTanimotoLoss()(y, p)) == pytest.approx(expected, rel=1e-5)
     # unweighted variant = 1 − tani_coeff
     assert float(L.WeightedTanimotoLoss(weighting=None)(y, p)) == pytest.approx(
-        1 - float(L.tanimoto_coefficient(y, p)), rel=1e-6)
+        1 - float(L.tanimoto_coefficient(y, p)), rel=1e-6
+    )
 
 
 def test_sample_weight_scales_each_images_pixels():
@@ -163,7 +163,8 @@ def test_weighted_binary_crossentropy_by_hand():
     assert float(loss(y, p)) == pytest.approx(expected, rel=1e-5)
     logits = np.log(p / (1 - p))
     assert float(L.WeightedBinaryCrossentropy([0.5, 2.0], from_logits=True)(y, logits)) == pytest.approx(
-        expected, rel=1e-5)
+        expected, rel=1e-5
+    )
     # labels (B,) work too; per-sample values with reduction=None
     per_sample = L.WeightedBinaryCrossentropy({0: 0.5, 1: 2.0}, reduction=None)(y[:, 0], p)
     np.testing.assert_allclose(np.asarray(per_sample), [-2 * math.log(0.8), -0.5 * math.log(0.6)], rtol=1e-5)
@@ -184,11 +185,13 @@ def test_label_smoothing_crossentropy_by_hand_and_against_keras():
     pc = rng.dirichlet(np.ones(3), 8).astype("float32")
     yc = np.eye(3, dtype="float32")[rng.integers(0, 3, 8)]
     assert float(L.LabelSmoothingCrossentropy(0.1)(yc, pc)) == pytest.approx(
-        float(keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(yc, pc)), rel=1e-5)
+        float(keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(yc, pc)), rel=1e-5
+    )
     pb = rng.random((8, 1)).astype("float32")
     yb = (rng.random((8, 1)) > 0.5).astype("float32")
     assert float(L.LabelSmoothingCrossentropy(0.1)(yb, pb)) == pytest.approx(
-        float(keras.losses.BinaryCrossentropy(label_smoothing=0.1)(yb, pb)), rel=1e-5)
+        float(keras.losses.BinaryCrossentropy(label_smoothing=0.1)(yb, pb)), rel=1e-5
+    )
     # class weights pick the weight of each sample's true class
     cw = [0.7712, 0.8095, 2.1368]
     per_sample = np.asarray(L.LabelSmoothingCrossentropy(0.1, reduction=None)(yc, pc))
@@ -217,11 +220,15 @@ def test_pooled_metrics_equal_the_batch_formula_on_the_concatenation():
     assert float(tani.result()) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("obj", [
-    L.WeightedTanimotoLoss(window=7), L.DiceLoss(weighting="contour", smooth=0.5),
-    L.WeightedBinaryCrossentropy({0: 0.25, 1: 3.0}, from_logits=True),
-    L.LabelSmoothingCrossentropy(0.2, class_weight=[1.0, 2.0, 3.0]),
-])
+@pytest.mark.parametrize(
+    "obj",
+    [
+        L.WeightedTanimotoLoss(window=7),
+        L.DiceLoss(weighting="contour", smooth=0.5),
+        L.WeightedBinaryCrossentropy({0: 0.25, 1: 3.0}, from_logits=True),
+        L.LabelSmoothingCrossentropy(0.2, class_weight=[1.0, 2.0, 3.0]),
+    ],
+)
 def test_losses_round_trip_through_keras_serialization(obj):
     restored = keras.losses.deserialize(keras.losses.serialize(obj))
     assert type(restored) is type(obj) and restored.get_config() == obj.get_config()
@@ -231,8 +238,11 @@ def test_a_compiled_model_with_cxrzoo_loss_and_metrics_reloads_safely(tmp_path):
     inputs = keras.Input((8, 8, 1))
     outputs = keras.layers.Conv2D(2, 3, padding="same", activation="softmax")(inputs)
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer="adam", loss=L.WeightedTanimotoLoss(),
-                  metrics=[L.TanimotoCoefficient(), L.DiceCoefficient(class_id=0, threshold=0.5)])
+    model.compile(
+        optimizer="adam",
+        loss=L.WeightedTanimotoLoss(),
+        metrics=[L.TanimotoCoefficient(), L.DiceCoefficient(class_id=0, threshold=0.5)],
+    )
     y = np.zeros((2, 8, 8, 2), "float32")
     y[:, 2:6, 2:6, 0] = 1
     y[..., 1] = 1 - y[..., 0]

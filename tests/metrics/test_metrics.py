@@ -13,10 +13,10 @@ from cxrzoo import metrics as M
 def test_segmentation_scores_by_hand():
     truth = np.zeros((2, 4, 4), np.uint8)
     pred = np.zeros((2, 4, 4), np.float32)
-    truth[0, :2, :2] = 1          # 4 true pixels
-    pred[0, :2, :3] = 0.9         # 6 predicted: TP 4, FP 2, FN 0
-    truth[1, 0, 0] = 1            # 1 true pixel, predicted nothing: TP 0, FP 0, FN 1
-    pred[1] = 0.5                 # exactly at the threshold: not foreground (p > 0.5)
+    truth[0, :2, :2] = 1  # 4 true pixels
+    pred[0, :2, :3] = 0.9  # 6 predicted: TP 4, FP 2, FN 0
+    truth[1, 0, 0] = 1  # 1 true pixel, predicted nothing: TP 0, FP 0, FN 1
+    pred[1] = 0.5  # exactly at the threshold: not foreground (p > 0.5)
     np.testing.assert_allclose(M.dice_score(truth, pred), [8 / 10, 0.0])
     np.testing.assert_allclose(M.iou_score(truth, pred), [4 / 6, 0.0])
     np.testing.assert_allclose(M.pixel_accuracy(truth, pred), [14 / 16, 15 / 16])
@@ -135,15 +135,18 @@ def test_roc_curve_area_equals_the_rank_auc():
 # ----------------------------------------------------------------------------------------------- intervals
 
 
-@pytest.mark.parametrize("value,n,printed", [
-    (0.9863, 1166, 0.67),   # Table 8, U-Net ResNet18 sensitivity 98.63 ± 0.67 (N = test set)
-    (0.9889, 1166, 0.60),   # Table 8, accuracy 98.89 ± 0.6
-    (0.8949, 6788, 0.73),   # Table 10, ResNet18 Normal sensitivity 89.49 ± 0.73 (N = whole test set)
-    (0.9195, 6788, 0.65),   # Table 10, InceptionV4 overall sensitivity 91.95 ± 0.65
-    (0.8827, 423, 3.07),    # Table 4, SqueezeNet COVID-19 accuracy 88.27 ± 3.07 (N = the class's 423 cases)
-    (0.7209, 144, 7.33),    # Table 4, SqueezeNet MERS sensitivity 72.09 ± 7.33 (N = 144 MERS cases)
-    (0.9502, 701, 1.61),    # Table 4, ResNet18 overall accuracy 95.02 ± 1.61 (N = 701)
-])
+@pytest.mark.parametrize(
+    "value,n,printed",
+    [
+        (0.9863, 1166, 0.67),  # Table 8, U-Net ResNet18 sensitivity 98.63 ± 0.67 (N = test set)
+        (0.9889, 1166, 0.60),  # Table 8, accuracy 98.89 ± 0.6
+        (0.8949, 6788, 0.73),  # Table 10, ResNet18 Normal sensitivity 89.49 ± 0.73 (N = whole test set)
+        (0.9195, 6788, 0.65),  # Table 10, InceptionV4 overall sensitivity 91.95 ± 0.65
+        (0.8827, 423, 3.07),  # Table 4, SqueezeNet COVID-19 accuracy 88.27 ± 3.07 (N = the class's 423 cases)
+        (0.7209, 144, 7.33),  # Table 4, SqueezeNet MERS sensitivity 72.09 ± 7.33 (N = 144 MERS cases)
+        (0.9502, 701, 1.61),  # Table 4, ResNet18 overall accuracy 95.02 ± 1.61 (N = 701)
+    ],
+)
 def test_thesis_ci_reproduces_the_printed_half_widths(value, n, printed):
     assert round(100 * M.thesis_ci(value, n), 2) == pytest.approx(printed, abs=0.011)
 
@@ -165,7 +168,8 @@ def test_bootstrap_ci_agrees_with_the_normal_approximation_for_a_proportion():
     r = M.thesis_ci(est, len(correct))
     assert (hi - lo) / 2 == pytest.approx(r, rel=0.15)
     assert M.bootstrap_ci(np.mean, correct, n_resamples=200, seed=5) == M.bootstrap_ci(
-        np.mean, correct, n_resamples=200, seed=5)
+        np.mean, correct, n_resamples=200, seed=5
+    )
 
 
 def test_bootstrap_by_group_is_wider_for_correlated_cases():
@@ -215,8 +219,9 @@ def test_classification_report_three_classes():
 def test_classification_report_binary_sigmoid_scores_and_bootstrap():
     t = np.array([0] * 30 + [1] * 20)
     score = np.r_[np.linspace(0.0, 0.6, 30), np.linspace(0.4, 1.0, 20)]
-    table, report = M.classification_report(t, score, ["negative", "positive"], threshold=0.5, ci="bootstrap",
-                                            n_resamples=200)
+    table, report = M.classification_report(
+        t, score, ["negative", "positive"], threshold=0.5, ci="bootstrap", n_resamples=200
+    )
     pred = (score >= 0.5).astype(int)
     assert report["positive"]["sensitivity"] == pytest.approx(M.sensitivity(t, pred))
     assert report["positive"]["specificity"] == pytest.approx(M.specificity(t, pred))
@@ -238,6 +243,7 @@ def test_classification_report_rejects_bad_input():
 
 
 # ----------------------------------------------------------------------------------------- clustered AUC interval
+
 
 def _delong_by_pairs(t, s):
     """DeLong's variance from the full comparison matrix (the textbook definition, independent of auc_ci's ranks)."""

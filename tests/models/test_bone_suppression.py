@@ -22,13 +22,20 @@ def untied_twin(kernels, shape):
     x = inputs
     layers = []
     for kernel in kernels:
-        layers.append((keras.layers.Conv2D(kernel.shape[-1], 5, padding="same", use_bias=False, activation="relu"),
-                       kernel))
+        layers.append(
+            (keras.layers.Conv2D(kernel.shape[-1], 5, padding="same", use_bias=False, activation="relu"), kernel)
+        )
         x = layers[-1][0](x)
         x = keras.layers.MaxPooling2D(2, padding="same")(x)
     for kernel in reversed(kernels):
-        layers.append((keras.layers.Conv2DTranspose(kernel.shape[2], 5, strides=2, padding="same", use_bias=False,
-                                                    activation="relu"), kernel))
+        layers.append(
+            (
+                keras.layers.Conv2DTranspose(
+                    kernel.shape[2], 5, strides=2, padding="same", use_bias=False, activation="relu"
+                ),
+                kernel,
+            )
+        )
         x = layers[-1][0](x)
     for layer, kernel in layers:
         layer.set_weights([kernel])
@@ -61,8 +68,9 @@ def test_decoder_reuses_the_encoder_kernels_during_training():
     after = [k.numpy() for k in model.trainable_weights]
     assert len(after) == 3 and all(np.abs(a - b).max() > 0 for a, b in zip(after, before))
     # still exactly the untied network built from the *updated* three kernels: the decoder followed the encoder
-    np.testing.assert_allclose(model.predict(x, verbose=0), untied_twin(after, (32, 32, 1)).predict(x, verbose=0),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), untied_twin(after, (32, 32, 1)).predict(x, verbose=0), atol=1e-5
+    )
 
 
 def test_any_size_keeps_its_shape():

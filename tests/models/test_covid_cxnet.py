@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.models.covid_cxnet import (HierarchicalClassifier, build_covid_cxnet, build_covid_cxnet_base,
-                                       build_covid_cxnet_lung_unet, load_chexnet_backbone)
+from cxrzoo.models.covid_cxnet import (
+    HierarchicalClassifier,
+    build_covid_cxnet,
+    build_covid_cxnet_base,
+    build_covid_cxnet_lung_unet,
+    load_chexnet_backbone,
+)
 from cxrzoo.weights import WeightsHashError, WeightsNotFoundError
 
 QU_EX = ("data", "covid_qu_ex_sample")
@@ -43,9 +48,15 @@ def keras2_layers_of(model, *, perturb_seed: int, rename=lambda n: n.replace("_"
         if not layer.weights:
             continue
         name = rename(layer.name)
-        values = [(f"{name}/{w.name}:0", (w.numpy() * (1 + 0.1 * rng.standard_normal(w.shape))).astype("float32")
-                   if "variance" not in w.name else w.numpy() + rng.uniform(0.1, 0.2, w.shape).astype("float32"))
-                  for w in layer.weights]
+        values = [
+            (
+                f"{name}/{w.name}:0",
+                (w.numpy() * (1 + 0.1 * rng.standard_normal(w.shape))).astype("float32")
+                if "variance" not in w.name
+                else w.numpy() + rng.uniform(0.1, 0.2, w.shape).astype("float32"),
+            )
+            for w in layer.weights
+        ]
         entries.append((name, values))
     return entries
 
@@ -99,8 +110,15 @@ def test_chexnet_weights_load_by_order_into_a_grayscale_model(tmp_path, binary):
     entries = [e for e in keras2_layers_of(binary, perturb_seed=0) if e[0] not in ("fc", "pred")]
     entries.append(("avg_pool", []))
     rng = np.random.default_rng(1)
-    entries.append(("predictions", [("predictions/kernel:0", rng.standard_normal((1024, 14)).astype("float32")),
-                                    ("predictions/bias:0", np.zeros(14, "float32"))]))
+    entries.append(
+        (
+            "predictions",
+            [
+                ("predictions/kernel:0", rng.standard_normal((1024, 14)).astype("float32")),
+                ("predictions/bias:0", np.zeros(14, "float32")),
+            ],
+        )
+    )
     path = tmp_path / "CheXNet_v0.3.0.h5"
     write_keras2_h5(path, entries)
     assert any("/" in name for name, _ in entries)  # names Keras 3 itself would refuse
@@ -125,8 +143,9 @@ def test_chexnet_weights_load_by_order_into_a_grayscale_model(tmp_path, binary):
     write_keras2_h5(tmp_path / "covid_cxnet_keras2.hdf5", whole, full_model=True)
     _load_covid_cxnet_weights(small, [tmp_path / "covid_cxnet_keras2.hdf5"], None)
     np.testing.assert_array_equal(small.get_layer("pred").get_weights()[0], dict(whole)["pred"][0][1])
-    np.testing.assert_array_equal(small.get_layer("conv5_block16_2_conv").kernel.numpy(),
-                                  dict(whole)["conv5/block16_2_conv"][0][1])
+    np.testing.assert_array_equal(
+        small.get_layer("conv5_block16_2_conv").kernel.numpy(), dict(whole)["conv5/block16_2_conv"][0][1]
+    )
     broken = tmp_path / "broken.h5"
     write_keras2_h5(broken, entries[:10] + entries[12:])  # two backbone layers missing
     before = small.get_layer("bn").get_weights()
@@ -165,8 +184,9 @@ def test_trains_on_real_images(shared):
     keras.utils.set_random_seed(0)
     model = build_covid_cxnet(input_shape=(64, 64, 3), classes=3)
     # Eager steps: tracing DenseNet-121's training graph costs far more than a few eager steps on 2 CPU cores.
-    model.compile(keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
-                  run_eagerly=True)
+    model.compile(
+        keras.optimizers.Adam(1e-3), keras.losses.CategoricalCrossentropy(label_smoothing=0.1), run_eagerly=True
+    )
     losses = model.fit(x, np.eye(3, dtype="float32")[y], epochs=3, batch_size=12, verbose=0).history["loss"]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
 
@@ -174,10 +194,13 @@ def test_trains_on_real_images(shared):
 # ---------------------------------------------------------------------------------------------- base model
 
 
-@pytest.mark.parametrize("tag, shape, params, expected", [
-    ("covid_cxnet_base.v1_0", (400, 400, 1), 76_675, 0.984397),
-    ("covid_cxnet_base.v_free", (300, 300, 3), 60_035, 0.998036),
-])
+@pytest.mark.parametrize(
+    "tag, shape, params, expected",
+    [
+        ("covid_cxnet_base.v1_0", (400, 400, 1), 76_675, 0.984397),
+        ("covid_cxnet_base.v_free", (300, 300, 3), 60_035, 0.998036),
+    ],
+)
 def test_published_base_models_reproduce_the_golden_outputs(shared_weights, tag, shape, params, expected):
     model = build_covid_cxnet_base(weights=tag)
     assert model.input_shape == (None, *shape) and model.count_params() == params
@@ -210,8 +233,17 @@ def test_base_model_graph_matches_the_authors_files():
     model = build_covid_cxnet_base()
     assert model.count_params() == 60_035 and model.input_shape == (None, 320, 320, 3)
     assert [layer.name for layer in model.layers] == [
-        "input_layer", "conv_layer1", "conv_layer2", "conv_layer3", "conv_layer4", "conv_layer5", "flatten_layer",
-        "fc_layer1", "fc_layer2", "output_layer"]
+        "input_layer",
+        "conv_layer1",
+        "conv_layer2",
+        "conv_layer3",
+        "conv_layer4",
+        "conv_layer5",
+        "flatten_layer",
+        "fc_layer1",
+        "fc_layer2",
+        "output_layer",
+    ]
     first, second = model.get_layer("conv_layer1"), model.get_layer("conv_layer2")
     assert first.kernel_size == (5, 5) and first.strides == (2, 2) and first.padding == "valid"
     assert second.kernel_size == (3, 3) and second.filters == 32

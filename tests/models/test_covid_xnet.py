@@ -45,10 +45,14 @@ def test_options():
     assert features.output_shape == (None, 6)
     valid = build_covid_xnet(padding="valid", filters=(4, 4, 4, 4, 4))
     assert valid.get_layer("conv5_act").output.shape == (None, 3, 3, 4)  # 128-4=124, 62-4=58, 29-4=25, 12-2=10, 5-2
-    for kwargs, match in [({"filters": (8, 8)}, "five convolutions"), ({"padding": "full"}, "padding"),
-                          ({"dropout": 1.0}, "dropout"), ({"classes": 0}, "classes"),
-                          ({"classifier_activation": "relu"}, "classifier_activation"),
-                          ({"include_top": False, "pooling": "sum"}, "pooling")]:
+    for kwargs, match in [
+        ({"filters": (8, 8)}, "five convolutions"),
+        ({"padding": "full"}, "padding"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"classes": 0}, "classes"),
+        ({"classifier_activation": "relu"}, "classifier_activation"),
+        ({"include_top": False, "pooling": "sum"}, "pooling"),
+    ]:
         with pytest.raises(ValueError, match=match):
             build_covid_xnet(**kwargs)
 
@@ -90,8 +94,9 @@ def test_trains_on_real_images_through_the_papers_pipeline(shared, shared_weight
     model.compile(keras.optimizers.Adadelta(learning_rate=1.0), "categorical_crossentropy")  # the paper's optimizer
     counts = np.bincount(y)
     class_weight = {c: len(y) / (2 * n) for c, n in enumerate(counts)}  # Keras class_weight, as the paper
-    history = model.fit(x, np.eye(2, dtype="float32")[y], epochs=5, batch_size=len(y), class_weight=class_weight,
-                        verbose=0)
+    history = model.fit(
+        x, np.eye(2, dtype="float32")[y], epochs=5, batch_size=len(y), class_weight=class_weight, verbose=0
+    )
     losses = history.history["loss"]
     assert all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0], losses
     maps = CAM()(model, x[:2], class_index=1)
@@ -105,6 +110,7 @@ def test_keras_round_trip_with_safe_mode(tmp_path):
     reloaded = cxrzoo.models.load_model(tmp_path / "xnet.keras", safe_mode=True)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     model.save_weights(tmp_path / "xnet.weights.h5")
-    again = build_covid_xnet(input_shape=(32, 32, 1), filters=(4, 4, 8, 8, 8), batch_norm=True,
-                             weights=str(tmp_path / "xnet.weights.h5"))
+    again = build_covid_xnet(
+        input_shape=(32, 32, 1), filters=(4, 4, 8, 8, 8), batch_norm=True, weights=str(tmp_path / "xnet.weights.h5")
+    )
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

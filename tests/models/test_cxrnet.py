@@ -11,8 +11,13 @@ import numpy as np
 import pytest
 
 import cxrzoo
-from cxrzoo.models.cxrnet import (build_cxrnet_classifier, build_cxrnet_member, load_member_files,
-                                  member_legacy_names, read_ensemble_h5)
+from cxrzoo.models.cxrnet import (
+    build_cxrnet_classifier,
+    build_cxrnet_member,
+    load_member_files,
+    member_legacy_names,
+    read_ensemble_h5,
+)
 from cxrzoo.weights.loading import read_legacy_h5
 
 GOLDEN = np.array([0.93871009, 0.06128994])  # printed by the authors' notebooks for 002130-004-1
@@ -23,7 +28,7 @@ SWAPPED_ATTENTION_SCORE = 0.92811  # reference §2.6: the score with the row/col
 MEMBER_TAGS = [f"cxrnet_member.hfhs_fold{k}" for k in range(6)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_sample(path: str):
     with h5py.File(path, "r") as h5:
         return h5["X"][...][None].astype("float32"), h5["M"][...][None].astype("float32")
@@ -86,8 +91,10 @@ def test_member_graph_follows_the_authors():
     assert member.get_layer("mask_binary").threshold == 0.3
     assert np.isclose(member.get_layer("final_act").negative_slope, 0.1)
     masked = member.get_layer("masked_map")
-    assert [t.name for t in masked.input] == [member.get_layer("final_act").output.name,
-                                              member.get_layer("mask_binary").output.name]
+    assert [t.name for t in masked.input] == [
+        member.get_layer("final_act").output.name,
+        member.get_layer("mask_binary").output.name,
+    ]
 
 
 def test_legacy_name_map_covers_every_weighted_layer():
@@ -97,8 +104,10 @@ def test_legacy_name_map_covers_every_weighted_layer():
     assert len(set(mapping.values())) == len(mapping) == 38
     assert mapping["row_attention"] == "multi_head_attention"
     assert mapping["column_attention"] == "multi_head_attention_1"
-    assert mapping["final_branch3_conv2"] == "separable_conv2d_17" and mapping["final_shortcut_bn"] == \
-        "batch_normalization_14"
+    assert (
+        mapping["final_branch3_conv2"] == "separable_conv2d_17"
+        and mapping["final_shortcut_bn"] == "batch_normalization_14"
+    )
 
 
 def test_member_files_load_by_tag_and_equal_the_ensemble_groups(shared_weights, ensemble):
@@ -153,8 +162,10 @@ def test_attention_layers_cannot_swap(shared_weights, ensemble, xm, tmp_path):
             member = ensemble.get_layer(f"member{k}")
             member.get_layer("row_attention").set_weights(saved[k][0])
             member.get_layer("column_attention").set_weights(saved[k][1])
-    print(f"\nscore with swapped attention weights: {swapped:.5f} (reference {SWAPPED_ATTENTION_SCORE}); "
-          f"correct: {golden:.5f}")
+    print(
+        f"\nscore with swapped attention weights: {swapped:.5f} (reference {SWAPPED_ATTENTION_SCORE}); "
+        f"correct: {golden:.5f}"
+    )
     assert abs(swapped - SWAPPED_ATTENTION_SCORE) < 1e-4
     assert abs(swapped - golden) > 0.01
 
@@ -176,8 +187,9 @@ def test_attention_layers_cannot_swap(shared_weights, ensemble, xm, tmp_path):
     shutil.copy(source, renamed)
     with h5py.File(renamed, "r+") as h5:
         h5.move("multi_head_attention", "attention_rows")
-        h5.attrs["layer_names"] = np.array([b"attention_rows" if n == b"multi_head_attention" else n
-                                            for n in h5.attrs["layer_names"]])
+        h5.attrs["layer_names"] = np.array(
+            [b"attention_rows" if n == b"multi_head_attention" else n for n in h5.attrs["layer_names"]]
+        )
     with pytest.raises(ValueError, match="row_attention"):
         build_cxrnet_member(weights=str(renamed))
 
@@ -198,8 +210,9 @@ def test_more_classes_and_the_optional_modes_build_and_train():
     x = rng.standard_normal((4, 32, 40, 1)).astype("float32")
     m = (rng.random((4, 32, 40, 1)) > 0.3).astype("float32")
     # one small model exercises all three: a third class, clear-lung exclusion and scaling by the input
-    model = build_cxrnet_classifier(members=1, input_shape=(32, 40, 1), classes=3, gap_threshold=0.4,
-                                    scale_by_input=True)
+    model = build_cxrnet_classifier(
+        members=1, input_shape=(32, 40, 1), classes=3, gap_threshold=0.4, scale_by_input=True
+    )
     assert model.output_shape == (None, 3)
     y = np.eye(3, dtype="float32")[rng.integers(0, 3, 4)]
     model.compile(optimizer="adam", loss="categorical_crossentropy")

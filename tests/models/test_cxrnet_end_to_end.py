@@ -20,8 +20,9 @@ def forward(published_cxrnet):
     """The model as one traced function for any batch size (model.predict would trace per batch size)."""
     import tensorflow as tf
 
-    fn = tf.function(lambda x: published_cxrnet(x, training=False),
-                     input_signature=[tf.TensorSpec((None, 300, 340, 1), tf.float32)])
+    fn = tf.function(
+        lambda x: published_cxrnet(x, training=False), input_signature=[tf.TensorSpec((None, 300, 340, 1), tf.float32)]
+    )
     return lambda x: {k: v.numpy() for k, v in fn(x).items()}
 
 
@@ -41,11 +42,19 @@ def test_graph_and_outputs(model):
     assert not model.get_layer("module1").trainable
     assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 6 * 19_737
     shapes = {k: tuple(v.shape) for k, v in model.output.items()}
-    assert shapes == {"probabilities": (None, 2), "logits": (None, 2), "feature_map": (None, 75, 85, 2),
-                      "lung_mask": (None, 300, 340, 1), "mask": (None, 300, 340, 1)}
+    assert shapes == {
+        "probabilities": (None, 2),
+        "logits": (None, 2),
+        "feature_map": (None, 75, 85, 2),
+        "lung_mask": (None, 300, 340, 1),
+        "mask": (None, 300, 340, 1),
+    }
     standardize = model.get_layer("standardize")
-    np.testing.assert_allclose(standardize(np.array([[[[124.07157127013421]], [[200.0]]]], "float32")).numpy()
-                               .ravel(), [0.0, (200 - 124.07157127013421) / 75.97485671901313], atol=1e-6)
+    np.testing.assert_allclose(
+        standardize(np.array([[[[124.07157127013421]], [[200.0]]]], "float32")).numpy().ravel(),
+        [0.0, (200 - 124.07157127013421) / 75.97485671901313],
+        atol=1e-6,
+    )
 
 
 def test_authors_sample_from_the_equalized_png(forward, sample_image, shared):

@@ -10,14 +10,26 @@ import keras
 import numpy as np
 import pytest
 
-from cxrzoo.models.encoders import (ENCODER_CHANNELS, ENCODER_TAPS, build_encoder, count_trainable,
-                                    inception_v4_features, torch_conv, torch_max_pool)
+from cxrzoo.models.encoders import (
+    ENCODER_CHANNELS,
+    ENCODER_TAPS,
+    build_encoder,
+    count_trainable,
+    inception_v4_features,
+    torch_conv,
+    torch_max_pool,
+)
 
 
 def test_resnet18_encoder_taps_channels_and_strides():
     enc = build_encoder("resnet18", input_shape=(64, 96, 3))
     assert [tuple(t.shape[1:]) for t in enc.outputs] == [
-        (32, 48, 64), (16, 24, 64), (8, 12, 128), (4, 6, 256), (2, 3, 512)]
+        (32, 48, 64),
+        (16, 24, 64),
+        (8, 12, 128),
+        (4, 6, 256),
+        (2, 3, 512),
+    ]
     for tensor, layer in zip(enc.outputs, ENCODER_TAPS["resnet18"]):
         assert tensor is enc.get_layer(layer).output
     assert count_trainable(enc) == 11_176_512
@@ -53,11 +65,16 @@ def test_torch_padding_is_symmetric_for_strided_convolutions():
 def test_densenet121_matches_keras_applications_layer_for_layer():
     ref = keras.applications.DenseNet121(weights=None, include_top=False, input_shape=(64, 64, 3))
     mine = build_encoder("densenet121", input_shape=(64, 64, 3))
-    assert [layer.name for layer in mine.layers if layer.weights] == [layer.name for layer in ref.layers
-                                                                      if layer.weights]
+    assert [layer.name for layer in mine.layers if layer.weights] == [
+        layer.name for layer in ref.layers if layer.weights
+    ]
     rng = np.random.default_rng(0)
-    values = [rng.uniform(0.5, 1.5, w.shape).astype("float32") if "variance" in w.path
-              else rng.normal(0, 0.1, w.shape).astype("float32") for w in ref.weights]
+    values = [
+        rng.uniform(0.5, 1.5, w.shape).astype("float32")
+        if "variance" in w.path
+        else rng.normal(0, 0.1, w.shape).astype("float32")
+        for w in ref.weights
+    ]
     ref.set_weights(values)
     mine.set_weights(values)  # same layers in the same order with the same shapes, or this raises
     x = rng.random((2, 64, 64, 3), dtype=np.float32)

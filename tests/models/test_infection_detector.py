@@ -11,18 +11,37 @@ import pytest
 
 import cxrzoo
 from cxrzoo.models.encoders import count_trainable
-from cxrzoo.models.infection_detector import (COVID_FAMILY_LABELS, TAHIR_LABELS, InfectionDetector,
-                                              build_cxr_classifier, build_infection_detector_models,
-                                              build_squeezenet, detect_infection, fill_holes, postprocess_infection_mask,
-                                              postprocess_lung_mask, quantify_infection, remove_small_regions,
-                                              split_lungs)
+from cxrzoo.models.infection_detector import (
+    COVID_FAMILY_LABELS,
+    TAHIR_LABELS,
+    InfectionDetector,
+    build_cxr_classifier,
+    build_infection_detector_models,
+    build_squeezenet,
+    detect_infection,
+    fill_holes,
+    postprocess_infection_mask,
+    postprocess_lung_mask,
+    quantify_infection,
+    remove_small_regions,
+    split_lungs,
+)
 
 # Reference §1.4: backbone + Linear(·, 3); the thesis' Table 12 in millions
-CLASSIFIERS = {"resnet18": (11_178_051, 11.18), "resnet50": (23_514_179, 23.51),
-               "densenet121": (6_956_931, 6.96), "densenet161": (26_478_627, 26.48),
-               "inceptionv4": (41_147_427, 41.15)}
-CAM_MAP = {"resnet18": (8, 8, 512), "resnet50": (8, 8, 2048), "densenet121": (8, 8, 1024),
-           "densenet161": (8, 8, 2208), "inceptionv4": (6, 6, 1536)}  # Cadene's unpadded InceptionV4 at 256
+CLASSIFIERS = {
+    "resnet18": (11_178_051, 11.18),
+    "resnet50": (23_514_179, 23.51),
+    "densenet121": (6_956_931, 6.96),
+    "densenet161": (26_478_627, 26.48),
+    "inceptionv4": (41_147_427, 41.15),
+}
+CAM_MAP = {
+    "resnet18": (8, 8, 512),
+    "resnet50": (8, 8, 2048),
+    "densenet121": (8, 8, 1024),
+    "densenet161": (8, 8, 2208),
+    "inceptionv4": (6, 6, 1536),
+}  # Cadene's unpadded InceptionV4 at 256
 
 
 @pytest.mark.parametrize("backbone", list(CLASSIFIERS))
@@ -56,17 +75,17 @@ def test_squeezenet_matches_torchvision(version, count):
 def _two_lungs():
     """Image-left block (patient's right lung) and image-right block (patient's left lung), 120 × 160."""
     lung = np.zeros((120, 160), bool)
-    lung[20:100, 15:65] = True     # patient's right: 80 × 50 = 4000 px
-    lung[20:100, 95:145] = True    # patient's left:  4000 px
+    lung[20:100, 15:65] = True  # patient's right: 80 × 50 = 4000 px
+    lung[20:100, 95:145] = True  # patient's left:  4000 px
     return lung
 
 
 def test_remove_small_regions_uses_five_percent_of_the_positives():
     mask = np.zeros((100, 100), bool)
-    mask[10:60, 10:60] = True      # 2500 px
-    mask[70:72, 70:72] = True      # 4 px: a speck
-    mask[80:95, 10:19] = True      # 135 px: 5.1% of 2640 → kept (the rule drops regions *smaller* than 5%)
-    mask[0, 99] = True             # 1 px
+    mask[10:60, 10:60] = True  # 2500 px
+    mask[70:72, 70:72] = True  # 4 px: a speck
+    mask[80:95, 10:19] = True  # 135 px: 5.1% of 2640 → kept (the rule drops regions *smaller* than 5%)
+    mask[0, 99] = True  # 1 px
     total = int(mask.sum())
     out = remove_small_regions(mask)
     assert out[10:60, 10:60].all() and out[80:95, 10:19].all()
@@ -79,9 +98,9 @@ def test_remove_small_regions_uses_five_percent_of_the_positives():
 def test_fill_holes_fills_enclosed_background_only():
     ring = np.zeros((20, 20), bool)
     ring[5:15, 5:15] = True
-    ring[8:12, 8:12] = False           # enclosed hole
+    ring[8:12, 8:12] = False  # enclosed hole
     notch = ring.copy()
-    notch[5:8, 10] = False             # a channel to the outside: not a hole
+    notch[5:8, 10] = False  # a channel to the outside: not a hole
     notch[8:12, 8:12] = False
     assert fill_holes(ring)[5:15, 5:15].all()
     assert not fill_holes(notch)[8:12, 8:12].any()
@@ -90,9 +109,9 @@ def test_fill_holes_fills_enclosed_background_only():
 def test_lung_postprocessing_thresholds_strictly_fills_holes_and_drops_specks():
     lung = _two_lungs()
     prob = lung.astype(np.float32) * 0.9
-    prob[50:60, 30:40] = 0.2           # a hole (e.g. a dense consolidation the lung model missed)
-    prob[5:8, 150:153] = 0.95          # a speck outside the lungs (9 px < 5% of 7909)
-    prob[110, :] = 0.5                 # exactly 0.5 is not positive
+    prob[50:60, 30:40] = 0.2  # a hole (e.g. a dense consolidation the lung model missed)
+    prob[5:8, 150:153] = 0.95  # a speck outside the lungs (9 px < 5% of 7909)
+    prob[110, :] = 0.5  # exactly 0.5 is not positive
     out = postprocess_lung_mask(prob)
     np.testing.assert_array_equal(out, lung)
 
@@ -100,9 +119,9 @@ def test_lung_postprocessing_thresholds_strictly_fills_holes_and_drops_specks():
 def test_infection_is_restricted_to_the_lungs_and_not_hole_filled():
     lung = _two_lungs()
     infection = np.zeros_like(lung, dtype=np.float32)
-    infection[30:70, 100:140] = 0.8    # inside the patient's left lung (image right)
-    infection[40:50, 110:120] = 0.1    # a hole in the infection: stays a hole
-    infection[0:10, 0:10] = 0.99       # outside the lungs: removed by the AND
+    infection[30:70, 100:140] = 0.8  # inside the patient's left lung (image right)
+    infection[40:50, 110:120] = 0.1  # a hole in the infection: stays a hole
+    infection[0:10, 0:10] = 0.99  # outside the lungs: removed by the AND
     out = postprocess_infection_mask(infection, lung)
     assert not out[0:10, 0:10].any() and not out[40:50, 110:120].any()
     assert int(out.sum()) == 40 * 40 - 100
@@ -111,12 +130,12 @@ def test_infection_is_restricted_to_the_lungs_and_not_hole_filled():
 def test_detection_and_per_lung_quantification_on_synthetic_masks():
     lung = _two_lungs()
     infection = np.zeros(lung.shape, np.float32)
-    infection[20:60, 95:145] = 1.0     # half of the patient's left lung
-    infection[20:30, 15:65] = 1.0      # an eighth of the right lung
+    infection[20:60, 95:145] = 1.0  # half of the patient's left lung
+    infection[20:30, 15:65] = 1.0  # an eighth of the right lung
     result = detect_infection(lung.astype(np.float32), infection)
     assert result["covid_positive"] is True
     assert result["infected_fraction"] == pytest.approx((2000 + 500) / 8000)
-    assert result["infected_fraction_left"] == pytest.approx(0.5)    # patient's left = image right
+    assert result["infected_fraction_left"] == pytest.approx(0.5)  # patient's left = image right
     assert result["infected_fraction_right"] == pytest.approx(0.125)
     assert result["lung_mask"].dtype == bool and result["infection_mask"].shape == lung.shape
     negative = detect_infection(lung.astype(np.float32), np.zeros(lung.shape, np.float32))
@@ -235,8 +254,9 @@ def _decode(size):
 
 
 def test_detector_reproduces_the_masks_of_perfect_segmenters():
-    detector = InfectionDetector(_channel_picker(0, 128, "lung"), _channel_picker(1, 128, "infection"),
-                                 segmentation_recipe=_decode(128))
+    detector = InfectionDetector(
+        _channel_picker(0, 128, "lung"), _channel_picker(1, 128, "infection"), segmentation_recipe=_decode(128)
+    )
     assert detector._parallel is not None  # one graph, both segmenters on the same input
     lung = np.zeros((128, 128), bool)
     lung[20:100, 12:56] = True
@@ -244,7 +264,7 @@ def test_detector_reproduces_the_masks_of_perfect_segmenters():
     infection = np.zeros_like(lung)
     infection[20:60, 80:128] = True
     speckled = lung.copy()
-    speckled[2:4, 2:4] = True                    # a lung-model false positive: removed
+    speckled[2:4, 2:4] = True  # a lung-model false positive: removed
     result = detector(_encoded(speckled, infection))
     np.testing.assert_array_equal(result["lung_mask"], lung)
     np.testing.assert_array_equal(result["infection_mask"], infection & lung)
@@ -262,8 +282,9 @@ def test_two_channel_softmax_segmenters_are_read_as_background_foreground():
     inputs = keras.Input((32, 32, 3))
     conv = keras.layers.Conv2D(2, 1, name="two")
     logits = keras.Model(inputs, conv(inputs), name="logits2")
-    conv.set_weights([np.array([[[[0, 0], [0, 0], [0, 0]]]], np.float32).reshape(1, 1, 3, 2),
-                      np.array([0.0, 1.0], np.float32)])      # foreground logit 1 > background 0 everywhere
+    conv.set_weights(
+        [np.array([[[[0, 0], [0, 0], [0, 0]]]], np.float32).reshape(1, 1, 3, 2), np.array([0.0, 1.0], np.float32)]
+    )  # foreground logit 1 > background 0 everywhere
     detector = InfectionDetector(logits, logits, segmentation_recipe=lambda g: np.zeros((32, 32, 3), np.float32))
     lung_p, _ = detector.segment(np.zeros((40, 40), np.uint8))
     np.testing.assert_allclose(lung_p, 1 / (1 + np.exp(-1.0)), rtol=1e-5)
@@ -272,20 +293,35 @@ def test_two_channel_softmax_segmenters_are_read_as_background_foreground():
 def test_detector_with_the_thesis_networks_classifies_and_explains():
     from cxrzoo.explain import ScoreCAM
 
-    models = build_infection_detector_models(lung_decoder="unet", lung_encoder="resnet18", infection_decoder="fpn",
-                                             infection_encoder="resnet18", classifier_backbone="resnet18",
-                                             input_shape=(64, 64, 3))
+    models = build_infection_detector_models(
+        lung_decoder="unet",
+        lung_encoder="resnet18",
+        infection_decoder="fpn",
+        infection_encoder="resnet18",
+        classifier_backbone="resnet18",
+        input_shape=(64, 64, 3),
+    )
     assert models["lung"].layers[-1].name == "sigmoid" and models["classifier"].output_shape == (None, 3)
-    detector = InfectionDetector(models["lung"], models["infection"], models["classifier"],
-                                 score_cam=ScoreCAM(max_n=4, batch_size=4))
+    detector = InfectionDetector(
+        models["lung"], models["infection"], models["classifier"], score_cam=ScoreCAM(max_n=4, batch_size=4)
+    )
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (90, 70), dtype=np.uint8), rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)]
     results = detector(images, explain=True)
     for image, r in zip(images, results):
-        assert set(r) >= {"covid_positive", "infected_fraction", "infected_fraction_left", "infected_fraction_right",
-                          "lung_mask", "infection_mask", "class_probabilities", "predicted_class", "score_cam"}
+        assert set(r) >= {
+            "covid_positive",
+            "infected_fraction",
+            "infected_fraction_left",
+            "infected_fraction_right",
+            "lung_mask",
+            "infection_mask",
+            "class_probabilities",
+            "predicted_class",
+            "score_cam",
+        }
         assert r["lung_mask"].shape == image.shape[:2] and r["score_cam"].shape == image.shape[:2]
-        assert 0.0 <= r["score_cam"].min() and r["score_cam"].max() <= 1.0
+        assert r["score_cam"].min() >= 0.0 and r["score_cam"].max() <= 1.0
         assert sum(r["class_probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert r["predicted_class"] in TAHIR_LABELS
         assert not (r["infection_mask"] & ~r["lung_mask"]).any()

@@ -18,8 +18,14 @@ def _randomize_statistics(model, seed=0):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.5, beta.shape),
-                               rng.normal(0, 0.5, mean.shape), rng.uniform(0.2, 3, var.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 2, gamma.shape),
+                    rng.normal(0, 0.5, beta.shape),
+                    rng.normal(0, 0.5, mean.shape),
+                    rng.uniform(0.2, 3, var.shape),
+                ]
+            )
 
 
 def _count(model, kind):
@@ -47,10 +53,13 @@ def test_only_a_convolution_read_by_the_normalization_alone_is_folded():
     shared = keras.layers.Conv2D(3, 3, padding="same", name="shared")(inputs)  # also read by the Add
     activated = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="activated")(inputs)
     plain = keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="depthwise")(inputs)
-    out = keras.layers.Concatenate()([
-        keras.layers.Add()([keras.layers.BatchNormalization(name="bn_shared")(shared), shared]),
-        keras.layers.BatchNormalization(name="bn_activated")(activated),
-        keras.layers.BatchNormalization(name="bn_depthwise")(plain)])
+    out = keras.layers.Concatenate()(
+        [
+            keras.layers.Add()([keras.layers.BatchNormalization(name="bn_shared")(shared), shared]),
+            keras.layers.BatchNormalization(name="bn_activated")(activated),
+            keras.layers.BatchNormalization(name="bn_depthwise")(plain),
+        ]
+    )
     model = keras.Model(inputs, out)
     _randomize_statistics(model, seed=3)
     folded = fold_batch_norm(model)
@@ -86,6 +95,7 @@ def test_fold_batch_norm_refuses_what_is_not_a_model():
 
 
 # ------------------------------------------------------------------------------------------ polyphase_dilated
+
 
 def _layers_of(model, kind):
     return [layer for layer in model.layers if isinstance(layer, kind)]
@@ -136,9 +146,13 @@ def test_polyphase_rewrites_plain_and_depthwise_convolutions_and_leaves_the_rest
     model = keras.Model(inputs, out)
     fast = polyphase_dilated(model)
     assert [(s.name, s.rate) for s in _layers_of(fast, PolyphaseSplit)] == [
-        ("dilated_polyphase_split", 2), ("read_twice_polyphase_split", 2)]
-    assert {m.name for m in _layers_of(fast, PolyphaseMerge)} == {"depthwise_polyphase_merge",
-                                                                  "read_twice_polyphase_merge"}
+        ("dilated_polyphase_split", 2),
+        ("read_twice_polyphase_split", 2),
+    ]
+    assert {m.name for m in _layers_of(fast, PolyphaseMerge)} == {
+        "depthwise_polyphase_merge",
+        "read_twice_polyphase_merge",
+    }
     # `read_twice` is read by the Concatenate and the Add, so it cannot start a chain: merged after itself
     assert fast.get_layer("dilated").dilation_rate == (1, 1) and fast.get_layer("depthwise").dilation_rate == (1, 1)
     assert fast.get_layer("valid").dilation_rate == (2, 2) and fast.get_layer("even").dilation_rate == (2, 2)

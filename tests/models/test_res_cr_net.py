@@ -67,7 +67,11 @@ def test_full_res_cr_net_with_lstm_blocks_builds_trains_and_round_trips(tmp_path
         build_res_cr_net(input_shape=(None, None, 1), lstm_blocks=1)
     model = build_res_cr_net(input_shape=(16, 24, 1), filters=4, conv_blocks=2, lstm_blocks=2, classes=3)
     assert sorted(l.name for l in model.layers if l.name.endswith("_lstm")) == [
-        "lstm1_cols_lstm", "lstm1_rows_lstm", "lstm2_cols_lstm", "lstm2_rows_lstm"]
+        "lstm1_cols_lstm",
+        "lstm1_rows_lstm",
+        "lstm2_cols_lstm",
+        "lstm2_rows_lstm",
+    ]
     x = np.random.default_rng(0).random((2, 16, 24, 1), dtype=np.float32)
     y = np.eye(3, dtype="float32")[np.random.default_rng(1).integers(0, 3, (2, 16, 24))]
     model.compile(optimizer="adam", loss="categorical_crossentropy")
@@ -151,6 +155,8 @@ def test_v7_weights_on_real_validation_images(shared, shared_weights):
         truth = resize(read_image(folder / "lungs" / path.name), (300, 340), method="nearest") > 127
         dices.append(_dice(p_lung > 0.5, truth))
     mean = float(np.mean(dices))
-    print(f"V7 weights on v7_covid_lungs/val: mean Dice {mean:.4f}, median {np.median(dices):.4f}, "
-          f"min {np.min(dices):.4f}")
+    print(
+        f"V7 weights on v7_covid_lungs/val: mean Dice {mean:.4f}, median {np.median(dices):.4f}, "
+        f"min {np.min(dices):.4f}"
+    )
     assert mean >= V7_VAL_MEAN_DICE_FLOOR

@@ -11,8 +11,16 @@ import pytest
 
 import cxrzoo
 from cxrzoo.models.encoders import count_trainable
-from cxrzoo.models.screening import (AUX_LOSS_WEIGHT, _torch_avg_pool_3x3, build_alexnet, build_densenet121,
-                                     build_inception_v3, build_resnet50, build_vgg16, without_aux_classifier)
+from cxrzoo.models.screening import (
+    AUX_LOSS_WEIGHT,
+    _torch_avg_pool_3x3,
+    build_alexnet,
+    build_densenet121,
+    build_inception_v3,
+    build_resnet50,
+    build_vgg16,
+    without_aux_classifier,
+)
 
 # Reference segmentation_detector.md §1.9 (torchvision definitions, one output, 3-channel input) and Table V
 THREE_CHANNEL = {
@@ -24,7 +32,7 @@ THREE_CHANNEL = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rgb_model(arch: str):
     builder, shape = THREE_CHANNEL[arch][:2]
     return builder(input_shape=shape)
@@ -51,8 +59,10 @@ def test_parameter_counts_match_torchvision_and_table_v(arch):
 
 def test_inception_v3_auxiliary_head_and_the_inference_view():
     model = _rgb_model("inception_v3")
-    assert [t.name for t in model.outputs] == [model.get_layer("predictions").output.name,
-                                               model.get_layer("aux_predictions").output.name]
+    assert [t.name for t in model.outputs] == [
+        model.get_layer("predictions").output.name,
+        model.get_layer("aux_predictions").output.name,
+    ]
     # aux: 1×1 768→128 (+BN) 98,560; 5×5 128→768 (+BN) 2,459,136; Linear 768→1 769
     assert count_trainable(model) == 21_787_617 + 98_560 + 2_459_136 + 769 == 24_346_082
     assert model.get_layer("aux_conv0_conv").input.shape[1:] == (5, 5, 768)  # 17×17 Mixed_6e, 5×5/3 pool
@@ -86,12 +96,23 @@ def test_alexnet_and_vgg16_keep_torchvisions_classifier():
     alexnet = _rgb_model("alexnet")
     # torchvision AlexNet: Dropout → FC → ReLU, Dropout → FC → ReLU, FC (only the last one replaced)
     assert [layer.name for layer in alexnet.layers][-6:] == [
-        "flatten", "fc1_dropout", "fc1", "fc2_dropout", "fc2", "predictions"]
+        "flatten",
+        "fc1_dropout",
+        "fc1",
+        "fc2_dropout",
+        "fc2",
+        "predictions",
+    ]
     assert alexnet.get_layer("flatten").output.shape[-1] == 9216
     assert alexnet.get_layer("conv1").strides == (4, 4) and alexnet.get_layer("conv1_pad").padding == ((2, 2), (2, 2))
     # torchvision VGG: FC → ReLU → Dropout
     assert [layer.name for layer in _rgb_model("vgg16").layers][-5:] == [
-        "fc1", "fc1_dropout", "fc2", "fc2_dropout", "predictions"]
+        "fc1",
+        "fc1_dropout",
+        "fc2",
+        "fc2_dropout",
+        "predictions",
+    ]
     vgg = build_vgg16(include_top=False)
     assert vgg.output_shape == (None, 7, 7, 512)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in vgg.layers)

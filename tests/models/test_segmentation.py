@@ -32,15 +32,20 @@ SMP_COUNTS = {
     ("fpn", "inceptionv4"): (41_142_816, 2_427_648, 129, 43.57),
 }
 # BatchNorm moving statistics seen in the reference's Keras builds
-NON_TRAINABLE = {("unet", "resnet50"): 55_104, ("fpn", "densenet121"): 83_648,
-                 ("unet_plus_plus", "densenet161"): 229_216, ("unet", "inceptionv4"): 65_152}
+NON_TRAINABLE = {
+    ("unet", "resnet50"): 55_104,
+    ("fpn", "densenet121"): 83_648,
+    ("unet_plus_plus", "densenet161"): 229_216,
+    ("unet", "inceptionv4"): 65_152,
+}
 
 
 def _part_counts(model) -> dict[str, int]:
     parts = {"encoder": 0, "decoder": 0, "head": 0}
     for layer in model.layers:
-        part = "decoder" if layer.name.startswith("decoder_") else "head" if layer.name.startswith("head_") \
-            else "encoder"
+        part = (
+            "decoder" if layer.name.startswith("decoder_") else "head" if layer.name.startswith("head_") else "encoder"
+        )
         parts[part] += sum(int(np.prod(w.shape)) for w in layer.trainable_weights)
     return parts
 
@@ -76,8 +81,11 @@ def _input_names(model, layer_name):
 @pytest.fixture(scope="module")
 def small_models():
     shape = (64, 64, 3)
-    return {"unet": build_unet(input_shape=shape), "unet_plus_plus": build_unet_plus_plus(input_shape=shape),
-            "fpn": build_fpn(input_shape=shape)}
+    return {
+        "unet": build_unet(input_shape=shape),
+        "unet_plus_plus": build_unet_plus_plus(input_shape=shape),
+        "fpn": build_fpn(input_shape=shape),
+    }
 
 
 def test_unet_decoder_blocks_follow_smp(small_models):
@@ -102,16 +110,30 @@ def test_unet_decoder_blocks_follow_smp(small_models):
 def test_unet_plus_plus_nodes_follow_smp(small_models):
     model = small_models["unet_plus_plus"]
     # reference §1.3, ResNet18 (skip widths 256, 128, 64, 64): in + skip → out per node
-    nodes = {"0_0": (512 + 256, 256), "0_1": (256 + 256, 128), "1_1": (256 + 128, 128), "0_2": (128 + 192, 64),
-             "1_2": (128 + 128, 64), "2_2": (128 + 64, 64), "0_3": (64 + 256, 32), "1_3": (64 + 192, 64),
-             "2_3": (64 + 128, 64), "3_3": (64 + 64, 64), "0_4": (32, 16)}
+    nodes = {
+        "0_0": (512 + 256, 256),
+        "0_1": (256 + 256, 128),
+        "1_1": (256 + 128, 128),
+        "0_2": (128 + 192, 64),
+        "1_2": (128 + 128, 64),
+        "2_2": (128 + 64, 64),
+        "0_3": (64 + 256, 32),
+        "1_3": (64 + 192, 64),
+        "2_3": (64 + 128, 64),
+        "3_3": (64 + 64, 64),
+        "0_4": (32, 16),
+    }
     convs = {layer.name for layer in model.layers if layer.name.endswith("_1_conv") and "decoder_x" in layer.name}
     assert convs == {f"decoder_x_{n}_1_conv" for n in nodes}
     for node, (cin, cout) in nodes.items():
         assert _kernel_io(model, f"decoder_x_{node}_1_conv") == (cin, cout), node
     # X(0, 2) = block(X(0, 1); X(1, 2), X(2, 2), stride-4 encoder map)
     assert _input_names(model, "decoder_x_0_2_concat") == [
-        "decoder_x_0_2_upsample", "decoder_x_1_2_2_relu", "decoder_x_2_2_2_relu", "conv2_block2_out"]
+        "decoder_x_0_2_upsample",
+        "decoder_x_1_2_2_relu",
+        "decoder_x_2_2_2_relu",
+        "conv2_block2_out",
+    ]
     assert _input_names(model, "decoder_x_0_0_concat") == ["decoder_x_0_0_upsample", "conv4_block2_out"]
 
 
@@ -126,8 +148,16 @@ def test_fpn_decoder_follows_smp(small_models):
     assert len(gns) == 7 and all(gn.groups == 32 for gn in gns)
     ups = [layer for layer in model.layers if isinstance(layer, AlignedBilinearUpsampling2D)]
     assert sorted(u.name for u in ups) == sorted(
-        ["decoder_seg_p5_1_upsample", "decoder_seg_p5_2_upsample", "decoder_seg_p5_3_upsample",
-         "decoder_seg_p4_1_upsample", "decoder_seg_p4_2_upsample", "decoder_seg_p3_1_upsample", "head_upsample"])
+        [
+            "decoder_seg_p5_1_upsample",
+            "decoder_seg_p5_2_upsample",
+            "decoder_seg_p5_3_upsample",
+            "decoder_seg_p4_1_upsample",
+            "decoder_seg_p4_2_upsample",
+            "decoder_seg_p3_1_upsample",
+            "head_upsample",
+        ]
+    )
     assert layers["head_upsample"].size == (4, 4)
     assert "decoder_seg_p2_1_upsample" not in layers and "decoder_seg_p2_1_conv" in layers
     dropout = layers["decoder_dropout"]
@@ -141,8 +171,10 @@ def test_fpn_cat_merge_and_unet_without_batchnorm():
     assert _kernel_io(cat, "head_conv") == (512, 2)
     plain = build_unet(input_shape=(64, 64, 3), decoder_use_batchnorm=False)
     assert plain.get_layer("decoder_block1_1_conv").use_bias
-    assert not any(layer.name.startswith("decoder_") and isinstance(layer, keras.layers.BatchNormalization)
-                   for layer in plain.layers)
+    assert not any(
+        layer.name.startswith("decoder_") and isinstance(layer, keras.layers.BatchNormalization)
+        for layer in plain.layers
+    )
 
 
 def _align_corners_reference(x: np.ndarray, scale: int) -> np.ndarray:
@@ -233,8 +265,9 @@ def test_trains_on_a_tiny_problem():
     x = np.random.default_rng(0).random((4, 32, 32, 1), dtype=np.float32)
     y = (x > 0.5).astype("float32")
     # jit_compile=False: XLA-compiling the train step costs far more than these few steps
-    model.compile(keras.optimizers.Adam(1e-2), loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                  jit_compile=False)
+    model.compile(
+        keras.optimizers.Adam(1e-2), loss=keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=False
+    )
     losses = model.fit(x, y, epochs=8, batch_size=4, verbose=0).history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0]
 

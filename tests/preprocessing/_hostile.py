@@ -14,8 +14,9 @@ DEFLATED = "1.2.840.10008.1.2.1.99"
 _STEP = 1 << 24
 
 
-def dicom_header_dataset(rows: int, columns: int, *, frames: int = 1, bits: int = 16, samples: int = 1,
-                         photometric: str = "MONOCHROME2"):
+def dicom_header_dataset(
+    rows: int, columns: int, *, frames: int = 1, bits: int = 16, samples: int = 1, photometric: str = "MONOCHROME2"
+):
     """The non-pixel part of a DICOM image data set, as a pydicom Dataset."""
     from pydicom.dataset import Dataset
     from pydicom.uid import SecondaryCaptureImageStorage, generate_uid
@@ -84,9 +85,17 @@ def deflated_dicom_bomb(rows: int, columns: int, *, frames: int, bits: int = 16,
     return b"".join(parts)
 
 
-def native_dicom(rows: int, columns: int, pixel_data: bytes, *, frames: int = 1, bits: int = 16,
-                 transfer_syntax: str = "1.2.840.10008.1.2.1", photometric: str = "MONOCHROME2",
-                 samples: int = 1) -> bytes:
+def native_dicom(
+    rows: int,
+    columns: int,
+    pixel_data: bytes,
+    *,
+    frames: int = 1,
+    bits: int = 16,
+    transfer_syntax: str = "1.2.840.10008.1.2.1",
+    photometric: str = "MONOCHROME2",
+    samples: int = 1,
+) -> bytes:
     """A DICOM with the given header values and raw pixel data (which need not match them)."""
     ds = dicom_header_dataset(rows, columns, frames=frames, bits=bits, samples=samples, photometric=photometric)
     body = _body(ds) + _pixel_element_header(len(pixel_data) + len(pixel_data) % 2, bits) + pixel_data
@@ -99,12 +108,14 @@ def native_dicom(rows: int, columns: int, pixel_data: bytes, *, frames: int = 1,
 
 def png_header_only(width: int, height: int, *, bit_depth: int = 8, colour_type: int = 0) -> bytes:
     """A PNG whose IHDR claims ``width x height`` followed by a tiny IDAT: a 'bomb' by header alone."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
+    )
 
 
 def jpeg_header_only(width: int, height: int) -> bytes:
@@ -116,5 +127,5 @@ def jpeg_header_only(width: int, height: int) -> bytes:
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(buf, format="JPEG")
     data = bytearray(buf.getvalue())
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_folder(folder: str, every: int) -> tuple:
     from cxrzoo.preprocessing import read_image
 
@@ -23,8 +23,10 @@ def _load_folder(folder: str, every: int) -> tuple:
 def real_images(shared):
     """Real CXRs from ../shared/data as (name, uint8 image) pairs: every 3rd V7 validation image (20, about
     512 px), the 12 COVID-QU-Ex images (256 x 256) and every 5th infection-set image (14); or a skip."""
-    sets = [(shared("data", "v7_covid_lungs", "val", "images"), 3),
-            (shared("data", "covid_infection", "train", "images"), 5)]
+    sets = [
+        (shared("data", "v7_covid_lungs", "val", "images"), 3),
+        (shared("data", "covid_infection", "train", "images"), 5),
+    ]
     qu = shared("data", "covid_qu_ex_sample", "Infection Segmentation Data", "Test")
     images = [item for folder, every in sets for item in _load_folder(str(folder), every)]
     for cls in sorted(qu.iterdir()):
@@ -54,8 +56,18 @@ def encode_jpeg(array: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def encode_dicom(pixels: np.ndarray, *, photometric: str = "MONOCHROME2", bits_stored: int = 16, slope=None,
-                 intercept=None, center=None, width=None, voi_lut=None, signed: bool = False) -> bytes:
+def encode_dicom(
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    bits_stored: int = 16,
+    slope=None,
+    intercept=None,
+    center=None,
+    width=None,
+    voi_lut=None,
+    signed: bool = False,
+) -> bytes:
     """A minimal, valid DICOM file (explicit VR little endian) holding ``pixels`` (2-D, 16-bit)."""
     from pydicom import dcmwrite
     from pydicom.dataset import Dataset, FileMetaDataset

@@ -12,18 +12,38 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cxrzoo.preprocessing import (ImageReadError, beasf, center_crop, clahe, complement, crop_top, equalize_hist,
-                                  match_histogram, prepare_cxrnet_input, read_image, recipe, resize, standardize,
-                                  three_channel)
+from cxrzoo.preprocessing import (
+    ImageReadError,
+    beasf,
+    center_crop,
+    clahe,
+    complement,
+    crop_top,
+    equalize_hist,
+    match_histogram,
+    prepare_cxrnet_input,
+    read_image,
+    recipe,
+    resize,
+    standardize,
+    three_channel,
+)
 
-FUZZ = settings(max_examples=40, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 pytestmark = pytest.mark.timeout(120)
 
-gray_images = hnp.arrays(np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=24),
-                         elements=st.integers(0, 255))
-flat_images = st.builds(lambda h, w, v: np.full((h, w), v, np.uint8), st.integers(1, 20), st.integers(1, 20),
-                        st.integers(0, 255))
+gray_images = hnp.arrays(
+    np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=24), elements=st.integers(0, 255)
+)
+flat_images = st.builds(
+    lambda h, w, v: np.full((h, w), v, np.uint8), st.integers(1, 20), st.integers(1, 20), st.integers(0, 255)
+)
 any_gray = st.one_of(gray_images, flat_images)
 
 
@@ -56,8 +76,10 @@ def test_random_bytes(data):
 
 
 @FUZZ
-@given(st.binary(max_size=1024), st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"\0" * 128 + b"DICM",
-                                                  b"II*\0", b"BM"]))
+@given(
+    st.binary(max_size=1024),
+    st.sampled_from([b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"\0" * 128 + b"DICM", b"II*\0", b"BM"]),
+)
 def test_random_bytes_behind_a_real_magic_number(data, magic):
     _read_or_refuse(magic + data)
 
@@ -66,7 +88,7 @@ def test_random_bytes_behind_a_real_magic_number(data, magic):
 @given(gray_images, st.sampled_from(["png", "png16", "jpeg", "dicom"]), st.floats(0.0, 0.999))
 def test_truncated_files(encode, img, kind, cut):
     data = _encoded(kind, img, encode)
-    _read_or_refuse(data[:int(len(data) * cut)], img.shape)
+    _read_or_refuse(data[: int(len(data) * cut)], img.shape)
 
 
 @FUZZ
@@ -81,7 +103,7 @@ def test_corrupted_files(encode, img, kind, data):
 @FUZZ
 @given(st.lists(st.sampled_from([0, 1, 255, 256, 65534, 65535]), min_size=1, max_size=64), st.integers(1, 8))
 def test_16bit_extremes(encode, values, width):
-    values = (values * width)[:max(1, len(values) // width * width)]
+    values = (values * width)[: max(1, len(values) // width * width)]
     img = np.array(values, np.uint16).reshape(-1, width) if len(values) >= width else np.array([values], np.uint16)
     out = read_image(encode.png(img))
     lo, hi = int(img.min()), int(img.max())
@@ -130,9 +152,19 @@ def test_recipes_on_small_and_constant_images(img, name):
 @pytest.mark.parametrize("shape", [(0, 0), (0, 5), (5, 0)])
 def test_empty_images_are_refused_by_every_op(shape):
     img = np.zeros(shape, np.uint8)
-    ops = [equalize_hist, clahe, beasf, complement, crop_top, center_crop, lambda a: resize(a, (4, 4)),
-           lambda a: match_histogram(a, np.zeros((2, 2), np.uint8)), lambda a: three_channel(a, "beasf_clahe_original"),
-           prepare_cxrnet_input, recipe("screening_baselines")]
+    ops = [
+        equalize_hist,
+        clahe,
+        beasf,
+        complement,
+        crop_top,
+        center_crop,
+        lambda a: resize(a, (4, 4)),
+        lambda a: match_histogram(a, np.zeros((2, 2), np.uint8)),
+        lambda a: three_channel(a, "beasf_clahe_original"),
+        prepare_cxrnet_input,
+        recipe("screening_baselines"),
+    ]
     for op in ops:
         with pytest.raises(ValueError, match="empty"):
             op(img)
@@ -150,8 +182,11 @@ def test_zero_sized_image_files_are_refused(encode, size):
     import struct
 
     width, height = size
-    png = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-           + _chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + _chunk(b"IEND", b"")
+    )
     with pytest.raises(ValueError, match="zero dimension|not a readable"):
         read_image(png)
     with pytest.raises(ValueError, match="zero dimension|not a readable"):
@@ -160,17 +195,35 @@ def test_zero_sized_image_files_are_refused(encode, size):
 
 # --------------------------------------------------------------------------------- DICOM headers (issue 14)
 
-_TRANSFER_SYNTAXES = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
-                      "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.5", "1.2.3.4"]
+_TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.5",
+    "1.2.3.4",
+]
 _PHOTOMETRICS = ["MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "NONSENSE"]
 
 
-@settings(max_examples=60, derandomize=True, deadline=3000, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(rows=st.sampled_from([0, 1, 7, 64, 4000, 8000, 65535]), columns=st.sampled_from([0, 1, 9, 64, 8000, 65535]),
-       frames=st.sampled_from([0, 1, 2, 3, 1000, 2**31 - 1]), bits=st.sampled_from([0, 1, 7, 8, 12, 16, 32, 64]),
-       samples=st.sampled_from([1, 3, 4]), photometric=st.sampled_from(_PHOTOMETRICS),
-       syntax=st.sampled_from(_TRANSFER_SYNTAXES), pixel_data=st.binary(max_size=2048))
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=3000,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=st.sampled_from([0, 1, 7, 64, 4000, 8000, 65535]),
+    columns=st.sampled_from([0, 1, 9, 64, 8000, 65535]),
+    frames=st.sampled_from([0, 1, 2, 3, 1000, 2**31 - 1]),
+    bits=st.sampled_from([0, 1, 7, 8, 12, 16, 32, 64]),
+    samples=st.sampled_from([1, 3, 4]),
+    photometric=st.sampled_from(_PHOTOMETRICS),
+    syntax=st.sampled_from(_TRANSFER_SYNTAXES),
+    pixel_data=st.binary(max_size=2048),
+)
 def test_random_dicom_headers(rows, columns, frames, bits, samples, photometric, syntax, pixel_data):
     """Random image headers and transfer syntaxes over a little pixel data: read or refused, never a crash, a hang
     or a large allocation (the deadline is per example)."""
@@ -180,8 +233,16 @@ def test_random_dicom_headers(rows, columns, frames, bits, samples, photometric,
     sys.path.insert(0, str(Path(__file__).parent))
     import _hostile
 
-    data = _hostile.native_dicom(rows, columns, pixel_data, frames=frames, bits=max(bits, 1), samples=samples,
-                                 transfer_syntax=syntax, photometric=photometric)
+    data = _hostile.native_dicom(
+        rows,
+        columns,
+        pixel_data,
+        frames=frames,
+        bits=max(bits, 1),
+        samples=samples,
+        transfer_syntax=syntax,
+        photometric=photometric,
+    )
     if bits == 0:  # BitsAllocated 0 itself: patch the written value
         data = data.replace(b"\x28\x00\x00\x01US\x02\x00\x01\x00", b"\x28\x00\x00\x01US\x02\x00\x00\x00")
     _read_or_refuse(data)

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxrzoo.preprocessing import (beasf, beasf_lut, clahe, complement, equalize_hist, match_histogram,
-                                  three_channel)
+from cxrzoo.preprocessing import beasf, beasf_lut, clahe, complement, equalize_hist, match_histogram, three_channel
 
 RNG = np.random.default_rng(11)
 
@@ -24,7 +23,7 @@ def _beasf_transcription(img: np.ndarray, gamma: float) -> np.ndarray:
     for t in range(0, m + 1):
         total += h[t]
         lower[t] = h[t]
-    lower[:m + 1] /= total
+    lower[: m + 1] /= total
     total = 0.0
     for t in range(m, 256):
         total += h[t]
@@ -149,8 +148,9 @@ def _hist_match_transcription(source: np.ndarray, template: np.ndarray) -> np.nd
 def test_match_histogram_equals_the_quantile_mapping(real_images):
     template = real_images[0][1]
     for name, img in real_images[1::5]:
-        np.testing.assert_array_equal(match_histogram(img, template), _hist_match_transcription(img, template),
-                                      err_msg=name)
+        np.testing.assert_array_equal(
+            match_histogram(img, template), _hist_match_transcription(img, template), err_msg=name
+        )
     # matching an image to itself changes nothing but the truncation of interpolated levels
     img = real_images[1][1]
     assert np.mean(match_histogram(img, img) == img) > 0.99
@@ -169,8 +169,7 @@ def test_three_channel_schemes_stack_the_right_channels():
         three_channel(img, "rgb")
 
 
-@pytest.mark.parametrize("op", ["equalize_hist", "clahe", "beasf", "match_histogram", "complement",
-                                "three_channel"])
+@pytest.mark.parametrize("op", ["equalize_hist", "clahe", "beasf", "match_histogram", "complement", "three_channel"])
 def test_each_op_inside_dataset_map_equals_the_eager_call(real_images, op):
     import tensorflow as tf
 

@@ -16,11 +16,17 @@ import numpy as np
 import pytest
 
 from cxrzoo.preprocessing import io as image_io
-from cxrzoo.preprocessing.io import (MAX_ASPECT, MIN_SIDE, ImageReadError, ImageShapeError, ImageTooLargeError,
-                                     read_image)
+from cxrzoo.preprocessing.io import (
+    MAX_ASPECT,
+    MIN_SIDE,
+    ImageReadError,
+    ImageShapeError,
+    ImageTooLargeError,
+    read_image,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _hostile  # noqa: E402
+import _hostile
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -54,8 +60,9 @@ CRAFTED = {
     "dicom_deflated_32bit_2frames": lambda: _hostile.deflated_dicom_bomb(8000, 8000, frames=2, bits=32),
     "dicom_deflated_32bit_1frame": lambda: _hostile.deflated_dicom_bomb(8000, 8000, frames=1, bits=32),
     "dicom_native_16bit_50frames_claimed": lambda: _hostile.native_dicom(8000, 8000, bytes(4096), frames=50),
-    "dicom_native_rgb_claimed": lambda: _hostile.native_dicom(8000, 8000, bytes(4096), bits=16, samples=3,
-                                                              photometric="RGB"),
+    "dicom_native_rgb_claimed": lambda: _hostile.native_dicom(
+        8000, 8000, bytes(4096), bits=16, samples=3, photometric="RGB"
+    ),
     "png_60000x60000": lambda: _hostile.png_header_only(60000, 60000),
     "png16_60000x60000": lambda: _hostile.png_header_only(60000, 60000, bit_depth=16),
     "jpeg_60000x60000": lambda: _hostile.jpeg_header_only(60000, 60000),
@@ -77,12 +84,18 @@ def crafted_files(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(CRAFTED))
 def test_crafted_files_are_refused_in_bounded_memory(crafted_files, name):
     path = crafted_files[name]
-    result = subprocess.run([sys.executable, "-c", _PROBE.format(limit=ADDRESS_SPACE_LIMIT), str(path)],
-                            capture_output=True, text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(limit=ADDRESS_SPACE_LIMIT), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"{name}: {path.stat().st_size:,} bytes on disk, peak RSS {outcome['peak_rss_mb']:.0f} MB (ru_maxrss), "
-          f"{outcome['vm_hwm_mb']:.0f} MB (VmHWM), {outcome['result']}")
+    print(
+        f"{name}: {path.stat().st_size:,} bytes on disk, peak RSS {outcome['peak_rss_mb']:.0f} MB (ru_maxrss), "
+        f"{outcome['vm_hwm_mb']:.0f} MB (VmHWM), {outcome['result']}"
+    )
     assert not outcome["tensorflow_imported"]
     assert outcome["result"] == "ImageTooLargeError", outcome
     assert str(path) in outcome["message"]
@@ -137,7 +150,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 def _error_of(function, *args, **kwargs):
     try:
         function(*args, **kwargs)
-    except Exception as err:  # noqa: BLE001 - returned for the assertions
+    except Exception as err:
         return err
     return None
 
@@ -205,8 +218,10 @@ def test_degenerate_images_fail_the_radiograph_check(encode):
     dicom = _hostile.native_dicom(20, 400, bytes(20 * 400 * 2))
     with pytest.raises(ImageShapeError):
         read_image(dicom, min_side=MIN_SIDE, max_aspect=MAX_ASPECT)
-    assert read_image(encode.png(np.zeros((256, 300), np.uint8)), min_side=MIN_SIDE,
-                      max_aspect=MAX_ASPECT).shape == (256, 300)
+    assert read_image(encode.png(np.zeros((256, 300), np.uint8)), min_side=MIN_SIDE, max_aspect=MAX_ASPECT).shape == (
+        256,
+        300,
+    )
 
 
 def test_a_zero_rescale_slope_is_a_clear_error(encode):

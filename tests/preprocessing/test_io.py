@@ -54,7 +54,7 @@ def test_wuffs_decodes_8bit_gray_pngs_like_opencv(tmp_path, monkeypatch, shape):
 
     monkeypatch.delenv("CXRZOO_PNG_DECODER", raising=False)
     assert png_decoder() == "wuffs"
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     img = ((yy * 3 + xx * 5) % 256).astype(np.uint8)
     img[: shape[0] // 2] = RNG.integers(0, 256, img[: shape[0] // 2].shape, dtype=np.uint8)
     deep = img.astype(np.uint16) * 257 + 3
@@ -97,9 +97,11 @@ def test_corrupt_pixel_data_behind_valid_checksums_is_an_error_naming_the_file(t
     Image.fromarray(RNG.integers(0, 256, (40, 40), dtype=np.uint8)).save(path)
     data = bytearray(path.read_bytes())
     start = data.index(b"IDAT")
-    length = struct.unpack(">I", data[start - 4:start])[0]
-    data[start + 4:start + 4 + length] = b"\xff" * length  # not a deflate stream
-    data[start + 4 + length:start + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[start:start + 4 + length])))
+    length = struct.unpack(">I", data[start - 4 : start])[0]
+    data[start + 4 : start + 4 + length] = b"\xff" * length  # not a deflate stream
+    data[start + 4 + length : start + 8 + length] = struct.pack(
+        ">I", zlib.crc32(bytes(data[start : start + 4 + length]))
+    )
     path.write_bytes(bytes(data))
     with pytest.raises(ImageReadError, match="damaged.png"):
         read_image(path)
@@ -150,7 +152,7 @@ def test_16bit_extremes(tmp_path, fill):
 
 
 def test_dicom_monochrome2_and_monochrome1(tmp_path, encode):
-    pixels = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 4)  # 0..252, steps of 4 → exact 8-bit values
+    pixels = np.arange(64, dtype=np.uint16).reshape(8, 8) * 4  # 0..252, steps of 4 → exact 8-bit values
     mono2 = read_image(encode.dicom(pixels))
     np.testing.assert_array_equal(mono2, np.rint(pixels / 252 * 255).astype(np.uint8))
     path = tmp_path / "m1.dcm"

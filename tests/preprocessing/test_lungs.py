@@ -14,7 +14,7 @@ def authors_crop(img, mask, kernel=(5, 5), iterations=3, margin=0):
     """The authors' steps, written out literally (valid only where they do not crash or wrap)."""
     dilated = cv2.dilate(mask.astype(np.float32), np.ones(kernel, np.uint8), iterations=iterations)
     rows, cols = np.where(dilated == 1.0)
-    return img[rows.min() - margin: rows.max() + margin, cols.min() - margin: cols.max() + margin]
+    return img[rows.min() - margin : rows.max() + margin, cols.min() - margin : cols.max() + margin]
 
 
 def saturated_map(shape=(64, 80)):
@@ -35,7 +35,9 @@ def image():
 def test_matches_the_authors_steps(image):
     mask = saturated_map()
     for margin in (0, 3):
-        np.testing.assert_array_equal(crop_to_lungs(image, mask, margin=margin), authors_crop(image, mask, margin=margin))
+        np.testing.assert_array_equal(
+            crop_to_lungs(image, mask, margin=margin), authors_crop(image, mask, margin=margin)
+        )
     # box of the 1.0 pixels (rows 22..44, cols 17..65) grown by 3 × 2 = 6 by the dilation; end exclusive
     assert lung_box(mask) == (16, 50, 11, 71)
     assert lung_box(mask, iterations=0) == (22, 44, 17, 65)
@@ -79,13 +81,16 @@ def test_binary_masks_channels_and_resize(image):
     np.testing.assert_array_equal(resized, resize(np.ascontiguousarray(crop[..., 0]), (32, 32), "bicubic"))
 
 
-@pytest.mark.parametrize("mask, error, match", [
-    (np.zeros((10, 10), np.float32), ValueError, "does not match"),
-    (np.full((64, 80), np.nan, np.float32), ValueError, "NaN"),
-    (np.full((64, 80), 1.5, np.float32), ValueError, r"\[0, 1\]"),
-    (np.zeros((64, 80, 2), np.float32), ValueError, "mask must be"),
-    (np.zeros((64, 80), "U1"), TypeError, "dtype"),
-])
+@pytest.mark.parametrize(
+    "mask, error, match",
+    [
+        (np.zeros((10, 10), np.float32), ValueError, "does not match"),
+        (np.full((64, 80), np.nan, np.float32), ValueError, "NaN"),
+        (np.full((64, 80), 1.5, np.float32), ValueError, r"\[0, 1\]"),
+        (np.zeros((64, 80, 2), np.float32), ValueError, "mask must be"),
+        (np.zeros((64, 80), "U1"), TypeError, "dtype"),
+    ],
+)
 def test_bad_masks_are_named(image, mask, error, match):
     with pytest.raises(error, match=match):
         crop_to_lungs(image, mask)
@@ -93,8 +98,12 @@ def test_bad_masks_are_named(image, mask, error, match):
 
 def test_bad_arguments(image):
     mask = saturated_map()
-    for kwargs, match in [({"margin": -1}, "margin"), ({"iterations": -1}, "iterations"),
-                          ({"dilation": (0, 5)}, "dilation"), ({"on_empty": "crop"}, "on_empty")]:
+    for kwargs, match in [
+        ({"margin": -1}, "margin"),
+        ({"iterations": -1}, "iterations"),
+        ({"dilation": (0, 5)}, "dilation"),
+        ({"on_empty": "crop"}, "on_empty"),
+    ]:
         with pytest.raises(ValueError, match=match):
             crop_to_lungs(image, mask, **kwargs)
 

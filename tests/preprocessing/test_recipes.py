@@ -6,9 +6,22 @@ import cv2
 import numpy as np
 import pytest
 
-from cxrzoo.preprocessing import (CXRNET_MEAN, CXRNET_STD, IMAGENET_MEAN, IMAGENET_STD, Recipe, beasf, clahe,
-                                  complement, equalize_hist, list_recipes, match_histogram, prepare_cxrnet_input,
-                                  read_image, recipe)
+from cxrzoo.preprocessing import (
+    CXRNET_MEAN,
+    CXRNET_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Recipe,
+    beasf,
+    clahe,
+    complement,
+    equalize_hist,
+    list_recipes,
+    match_histogram,
+    prepare_cxrnet_input,
+    read_image,
+    recipe,
+)
 
 RNG = np.random.default_rng(5)
 
@@ -28,8 +41,17 @@ def _opencv_cxrnet(image: np.ndarray) -> np.ndarray:
 
 
 def test_catalogue():
-    assert list_recipes() == sorted(["cxrnet", "covid_cxnet", "covid_cxnet_base", "covid_xnet",
-                                     "tahir_segmentation", "tahir_classifier", "screening_baselines"])
+    assert list_recipes() == sorted(
+        [
+            "cxrnet",
+            "covid_cxnet",
+            "covid_cxnet_base",
+            "covid_xnet",
+            "tahir_segmentation",
+            "tahir_classifier",
+            "screening_baselines",
+        ]
+    )
     with pytest.raises(ValueError, match="unknown recipe"):
         recipe("cxr_net")
     with pytest.raises(TypeError, match="'cxrnet'"):
@@ -122,14 +144,14 @@ def test_tahir_recipes(cxr):
 
 def test_screening_baselines_recipe(cxr):
     image, mask = cxr
-    top = image[int(image.shape[0] * 0.08):]
+    top = image[int(image.shape[0] * 0.08) :]
     side = min(top.shape)
     r0, c0 = (top.shape[0] - side) // 2, (top.shape[1] - side) // 2
-    square = top[r0:r0 + side, c0:c0 + side]
+    square = top[r0 : r0 + side, c0 : c0 + side]
     resized = cv2.resize(square, (224, 224), interpolation=cv2.INTER_CUBIC)
     x, (m,) = recipe("screening_baselines").prepare(image, [mask])
     np.testing.assert_array_equal(x[..., 0] * 255, resized.astype(np.float32))
-    mtop = mask[int(mask.shape[0] * 0.08):][r0:r0 + side, c0:c0 + side]
+    mtop = mask[int(mask.shape[0] * 0.08) :][r0 : r0 + side, c0 : c0 + side]
     np.testing.assert_array_equal(m, cv2.resize(mtop, (224, 224), interpolation=cv2.INTER_NEAREST))
     eq = recipe("screening_baselines", equalize=True)(image)
     np.testing.assert_array_equal(eq[..., 0] * 255, equalize_hist(resized).astype(np.float32))
@@ -210,10 +232,18 @@ def test_the_scaling_table_gives_the_arithmetic_bit_for_bit(normalization, shape
     np.testing.assert_array_equal(_scale_step(normalization).image(floats), x)
 
 
-@pytest.mark.parametrize("name, options", [("cxrnet", {}), ("cxrnet", {"module": 2}), ("covid_cxnet", {}),
-                                           ("covid_cxnet_base", {"input_shape": (64, 64, 1)}),
-                                           ("tahir_classifier", {}), ("tahir_segmentation", {}),
-                                           ("screening_baselines", {"size": 299})])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("cxrnet", {}),
+        ("cxrnet", {"module": 2}),
+        ("covid_cxnet", {}),
+        ("covid_cxnet_base", {"input_shape": (64, 64, 1)}),
+        ("tahir_classifier", {}),
+        ("tahir_segmentation", {}),
+        ("screening_baselines", {"size": 299}),
+    ],
+)
 def test_prepare_into_a_given_array_gives_the_same_values(name, options):
     image = RNG.integers(0, 256, (90, 70), dtype=np.uint8)
     prep = recipe(name, **options)
@@ -229,6 +259,7 @@ def test_prepare_into_a_given_array_gives_the_same_values(name, options):
     before_last = image
     for step in prep.steps[:-1]:
         before_last, _ = step.apply(before_last, [])
-    writes = prep.steps[-1].into is not None and prep.steps[-1].into(before_last, np.empty(prep.output_shape,
-                                                                                             np.float32))
+    writes = prep.steps[-1].into is not None and prep.steps[-1].into(
+        before_last, np.empty(prep.output_shape, np.float32)
+    )
     assert writes == (options != {"module": 2})

@@ -9,13 +9,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from cxrzoo.training import split_cpu  # noqa: E402
+from cxrzoo.training import split_cpu
 
 split_cpu(2)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 from _distributed_common import build, builder, train, val  # noqa: E402
 
 from cxrzoo.data import make_dataset  # noqa: E402
@@ -29,8 +28,17 @@ def run(strategy, sync, epochs, loop="keras"):
     # Unshuffled: under a strategy Keras peeks one batch before training, so a reshuffling pipeline would start
     # from its second permutation and the two runs would see the batches in different orders.
     batches = [make_dataset(x, y, recipe=None, batch_size=8, shuffle=False) for x, y in (train, val)]
-    result = fit_segmenter(builder, *batches, epochs=epochs, learning_rate=1e-2, strategy=strategy,
-                           sync_batchnorm=sync, seed=5, verbose=0, loop=loop)
+    result = fit_segmenter(
+        builder,
+        *batches,
+        epochs=epochs,
+        learning_rate=1e-2,
+        strategy=strategy,
+        sync_batchnorm=sync,
+        seed=5,
+        verbose=0,
+        loop=loop,
+    )
     return {k: result.history[k] for k in ("loss", "val_loss", "val_dice")}
 
 
@@ -50,17 +58,21 @@ def main(epochs):
     except ValueError as err:
         outside_error = str(err)
 
-    print(json.dumps({
-        "replicas": mirrored.num_replicas_in_sync,
-        "one_device": run(tf.distribute.get_strategy(), True, epochs),
-        "mirrored": run(mirrored, True, epochs),
-        "mirrored_unsynced_bn": run(mirrored, False, epochs),
-        "one_device_custom_loop": run(tf.distribute.get_strategy(), True, epochs, loop="custom"),
-        "mirrored_custom_loop": run(mirrored, True, epochs, loop="custom"),
-        "loss_global": global_value,
-        "loss_replica_sum": replica_sum,
-        "outside_scope_error": outside_error,
-    }))
+    print(
+        json.dumps(
+            {
+                "replicas": mirrored.num_replicas_in_sync,
+                "one_device": run(tf.distribute.get_strategy(), True, epochs),
+                "mirrored": run(mirrored, True, epochs),
+                "mirrored_unsynced_bn": run(mirrored, False, epochs),
+                "one_device_custom_loop": run(tf.distribute.get_strategy(), True, epochs, loop="custom"),
+                "mirrored_custom_loop": run(mirrored, True, epochs, loop="custom"),
+                "loss_global": global_value,
+                "loss_replica_sum": replica_sum,
+                "outside_scope_error": outside_error,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

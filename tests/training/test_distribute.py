@@ -17,8 +17,7 @@ SCRIPT = Path(__file__).with_name("_mirrored_fit.py")
 def runs():
     # Logical devices must be configured before TensorFlow initializes, so this runs in a fresh interpreter.
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, str(SCRIPT), "2"], capture_output=True, text=True, env=env,
-                          timeout=600)
+    proc = subprocess.run([sys.executable, str(SCRIPT), "2"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -78,8 +77,16 @@ def test_two_workers_follow_the_single_device_loss_trajectory(runs):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     ports = [str(p) for p in _free_ports(2)]
     script = str(SCRIPT.with_name("_multiworker_fit.py"))
-    workers = [subprocess.Popen([sys.executable, script, str(i), *ports, "2"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, script, str(i), *ports, "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(2)
+    ]
     try:
         outputs = [w.communicate(timeout=600) for w in workers]
     finally:

@@ -86,8 +86,7 @@ def test_logit_and_probability_average(members, features):
     # for a GAP head, averaging logits equals averaging the maps before GAP
     np.testing.assert_allclose(logits, _softmax(maps.mean(axis=(2, 3)).mean(axis=0)), atol=1e-5)
     probs = _run(ensemble(members, "probability_average"), features)
-    np.testing.assert_allclose(probs, np.mean([_run(m, features) for m in members], axis=0),
-                               atol=1e-6)
+    np.testing.assert_allclose(probs, np.mean([_run(m, features) for m in members], axis=0), atol=1e-6)
 
 
 def test_logit_average_of_dense_softmax_heads():
@@ -122,8 +121,7 @@ def test_weights_are_kept_per_member_never_averaged(members, tmp_path, features)
     assert model.trainable_weights == [] and all(m.trainable_weights for m in members)
     model.save(tmp_path / "ensemble.keras")
     reloaded = cxrzoo.models.load_model(tmp_path / "ensemble.keras")
-    np.testing.assert_allclose(_run(reloaded, features), _run(model, features),
-                               atol=1e-6)
+    np.testing.assert_allclose(_run(reloaded, features), _run(model, features), atol=1e-6)
 
 
 def test_ensemble_rejects_bad_members(members):

@@ -33,7 +33,8 @@ def test_transfer_into_a_three_class_member_keeps_everything_but_the_final_block
     assert set(changed) == set(report.copied + report.mismatched)
     assert len(target.trainable_weights) == len(source.trainable_weights)
     assert set_trainable(target, False, layers=("stem_",)) and all(
-        not target.get_layer(p).trainable for p in report.copied if p.startswith("stem_"))
+        not target.get_layer(p).trainable for p in report.copied if p.startswith("stem_")
+    )
 
 
 def test_transfer_needs_a_common_layer():

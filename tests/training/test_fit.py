@@ -10,13 +10,12 @@ import pytest
 
 import cxrzoo
 from cxrzoo.losses import WeightedBinaryCrossentropy, WeightedTanimotoLoss
-from cxrzoo.training import (fit_classifier, fit_segmenter, list_training_recipes, prepare_labels,
-                             training_recipe)
+from cxrzoo.training import fit_classifier, fit_segmenter, list_training_recipes, prepare_labels, training_recipe
 
 
 def _ellipses(n, seed, size=(24, 28)):
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size[0], :size[1]]
+    yy, xx = np.mgrid[: size[0], : size[1]]
     x = rng.normal(0.3, 0.1, (n, *size, 1)).astype("float32")
     y = np.zeros((n, *size, 2), "float32")
     for i in range(n):
@@ -31,8 +30,18 @@ def _ellipses(n, seed, size=(24, 28)):
 def test_fit_segmenter_trains_keeps_the_best_weights_and_writes_its_files(tmp_path):
     keras.utils.set_random_seed(0)
     model = cxrzoo.build_res_cr_net(input_shape=(24, 28, 1), filters=4, conv_blocks=2)
-    result = fit_segmenter(model, _ellipses(16, 0), _ellipses(8, 1), epochs=3, batch_size=8, learning_rate=1e-2,
-                           augment=None, output_dir=tmp_path, seed=1, verbose=0)
+    result = fit_segmenter(
+        model,
+        _ellipses(16, 0),
+        _ellipses(8, 1),
+        epochs=3,
+        batch_size=8,
+        learning_rate=1e-2,
+        augment=None,
+        output_dir=tmp_path,
+        seed=1,
+        verbose=0,
+    )
     h = result.history
     assert {"loss", "val_loss", "tanimoto", "dice", "val_dice", "val_tanimoto"} <= set(h)
     assert h["loss"][-1] < h["loss"][0]
@@ -82,14 +91,22 @@ def test_fit_classifier_balanced_class_weights_and_recipes():
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(30, int), np.ones(12, int), np.full(6, 2)]
     x = (rng.normal(size=(48, 4)) + y[:, None]).astype("float32")
-    result = fit_classifier(_dense_classifier(3, "softmax"), (x, y), (x, y), recipe="covid_cxnet_multiclass",
-                            epochs=2, augment=None, verbose=0)
+    result = fit_classifier(
+        _dense_classifier(3, "softmax"),
+        (x, y),
+        (x, y),
+        recipe="covid_cxnet_multiclass",
+        epochs=2,
+        augment=None,
+        verbose=0,
+    )
     assert result.class_weight == pytest.approx({0: 48 / 90, 1: 48 / 36, 2: 48 / 18})
     assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
     # seed 2's weighted BCE takes the class weights inside the loss (and fit gets none)
     yb = (y > 0).astype(int)
-    screened = fit_classifier(_dense_classifier(1, "sigmoid"), (x, yb), recipe="screening", epochs=1,
-                              augment=None, verbose=0)
+    screened = fit_classifier(
+        _dense_classifier(1, "sigmoid"), (x, yb), recipe="screening", epochs=1, augment=None, verbose=0
+    )
     assert isinstance(screened.model.loss, WeightedBinaryCrossentropy)
     assert screened.model.loss.class_weight == pytest.approx([48 / 60, 48 / 36])
     assert screened.monitor == "loss"  # no validation data: the training loss is watched

@@ -42,10 +42,19 @@ def _run(loop, folder):
     # Unshuffled: a seeded reshuffling pipeline gives each loop another (equally valid) order of batches.
     x, y = _three_classes()
     train = tf.data.Dataset.from_tensor_slices((x, np.eye(3, dtype="float32")[y])).batch(16)
-    return fit_classifier(_classifier(), train, train.take(1), recipe="covid_cxnet_multiclass", epochs=6,
-                          class_weight={0: 0.5, 1: 1.5, 2: 3.0}, seed=0, verbose=0,
-                          early_stopping=dict(patience=1, min_delta=10.0),  # no epoch improves enough: stops at 2
-                          output_dir=folder, loop=loop)
+    return fit_classifier(
+        _classifier(),
+        train,
+        train.take(1),
+        recipe="covid_cxnet_multiclass",
+        epochs=6,
+        class_weight={0: 0.5, 1: 1.5, 2: 3.0},
+        seed=0,
+        verbose=0,
+        early_stopping=dict(patience=1, min_delta=10.0),  # no epoch improves enough: stops at 2
+        output_dir=folder,
+        loop=loop,
+    )
 
 
 def test_the_custom_loop_gives_the_run_model_fit_gives(tmp_path):
@@ -64,10 +73,10 @@ def test_the_custom_loop_gives_the_run_model_fit_gives(tmp_path):
 def test_the_custom_loop_honours_steps_and_refuses_unknown_loops():
     x = np.random.default_rng(0).random((12, 16, 16, 1)).astype("float32")
     y = np.concatenate([x > 0.5, x <= 0.5], axis=-1).astype("float32")
-    seg = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(2, 3, padding="same",
-                                                                          activation="softmax")])
-    result = fit_segmenter(seg, (x, y), epochs=2, batch_size=4, augment=None, steps_per_epoch=1, verbose=0,
-                           loop="custom")
+    seg = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(2, 3, padding="same", activation="softmax")])
+    result = fit_segmenter(
+        seg, (x, y), epochs=2, batch_size=4, augment=None, steps_per_epoch=1, verbose=0, loop="custom"
+    )
     assert len(result.history["loss"]) == 2 and np.isfinite(result.history["loss"]).all()
     with pytest.raises(ValueError, match="loop must be"):
         fit_segmenter(seg, (x, y), epochs=1, batch_size=4, augment=None, loop="horovod")

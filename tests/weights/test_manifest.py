@@ -17,10 +17,15 @@ from cxrzoo.weights.manifest import read_manifest_text, read_schema
 REPO = Path(__file__).resolve().parents[2]
 
 ISSUE_TAGS = {
-    "res_cr_net.v7_lungs", "res_cr_net.jms_lungs", "cxrnet_classifier.hfhs_ensemble6",
+    "res_cr_net.v7_lungs",
+    "res_cr_net.jms_lungs",
+    "cxrnet_classifier.hfhs_ensemble6",
     *{f"cxrnet_member.hfhs_fold{k}" for k in range(6)},
-    "covid_cxnet_base.v1_0", "covid_cxnet_base.v_free", "bone_suppression.jsrt_v2",
-    "covid_cxnet.chexnet_init", "covid_cxnet_lung_unet.montgomery_shenzhen",
+    "covid_cxnet_base.v1_0",
+    "covid_cxnet_base.v_free",
+    "bone_suppression.jsrt_v2",
+    "covid_cxnet.chexnet_init",
+    "covid_cxnet_lung_unet.montgomery_shenzhen",
 }
 PINNED_COMMITS = {
     "dgattiwsu/CXR-Net": "8f3e749615d48b16897676ac7ddc28b9e0df578d",
@@ -68,8 +73,10 @@ def test_urls_are_pinned_to_commits_and_name_the_file(manifest):
 
 
 def test_unobtainable_files_carry_only_their_git_blob_hash():
-    for tag, blob in [("covid_cxnet.chexnet_init", "4b43966d072ba751da5ba3921dd728ab4964a7bb"),
-                      ("covid_cxnet_lung_unet.montgomery_shenzhen", "ec9193c45ed4b6377f75a6bbdcb792d9ce711b03")]:
+    for tag, blob in [
+        ("covid_cxnet.chexnet_init", "4b43966d072ba751da5ba3921dd728ab4964a7bb"),
+        ("covid_cxnet_lung_unet.montgomery_shenzhen", "ec9193c45ed4b6377f75a6bbdcb792d9ce711b03"),
+    ]:
         (wfile,) = weights_info(tag).files
         assert wfile.sha256 is None and wfile.git_blob_sha1 == blob
         assert "only" in wfile.describe_hash()

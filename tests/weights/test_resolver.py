@@ -115,8 +115,15 @@ def test_offline_miss_is_actionable(tmp_path, monkeypatch):
         get_weights_file(TAG)
     text = str(info.value)
     wfile = weights_info(TAG).files[0]
-    for needle in (TAG, wfile.filename, wfile.sha256, wfile.urls[0], str(tmp_path / "nowhere"),
-                   f"cxrzoo weights fetch {TAG}", "CXRZOO_WEIGHTS_PATH"):
+    for needle in (
+        TAG,
+        wfile.filename,
+        wfile.sha256,
+        wfile.urls[0],
+        str(tmp_path / "nowhere"),
+        f"cxrzoo weights fetch {TAG}",
+        "CXRZOO_WEIGHTS_PATH",
+    ):
         assert needle in text
 
 
@@ -131,8 +138,9 @@ def test_git_blob_hash_matches_git(tmp_path):
         pytest.skip("git not installed")
     path = tmp_path / "blob.bin"
     path.write_bytes(os.urandom(5000))
-    expected = subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True,
-                              check=True).stdout.strip()
+    expected = subprocess.run(
+        ["git", "hash-object", str(path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert file_hash(path, "git-blob-sha1") == expected
 
 

@@ -25,8 +25,15 @@ from hypothesis import strategies as st
 
 import cxrzoo.weights.files as files_mod
 from cxrzoo.cli import main
-from cxrzoo.weights import (UnsafeWeightsFileError, WeightsDownloadError, fetch_weights, file_hash, get_weights_file,
-                            verify_weights, weights_info)
+from cxrzoo.weights import (
+    UnsafeWeightsFileError,
+    WeightsDownloadError,
+    fetch_weights,
+    file_hash,
+    get_weights_file,
+    verify_weights,
+    weights_info,
+)
 from cxrzoo.weights.loading import check_weights_file, read_legacy_h5, resolve_weights
 
 TAG = "res_cr_net.jms_lungs"
@@ -51,8 +58,9 @@ def secret(tmp_path) -> Path:
 
 
 def _external(secret):
-    return lambda f, group, name: group.create_dataset(name, shape=(12,), dtype="<f8",
-                                                       external=[(str(secret), 0, len(SECRET))])
+    return lambda f, group, name: group.create_dataset(
+        name, shape=(12,), dtype="<f8", external=[(str(secret), 0, len(SECRET))]
+    )
 
 
 def _virtual(secret_h5):
@@ -60,12 +68,14 @@ def _virtual(secret_h5):
         layout = h5py.VirtualLayout(shape=(12,), dtype="<f8")
         layout[:] = h5py.VirtualSource(str(secret_h5), "data", shape=(12,))
         group.create_virtual_dataset(name, layout)
+
     return make
 
 
 def _external_link(secret_h5):
     def make(f, group, name):
         group[name] = h5py.ExternalLink(str(secret_h5), "data")
+
     return make
 
 
@@ -74,9 +84,11 @@ def hostile_files(tmp_path, secret):
     secret_h5 = tmp_path / "other.h5"
     with h5py.File(secret_h5, "w") as f:
         f["data"] = np.frombuffer(SECRET, "<f8")
-    return {"external storage": _legacy_file(tmp_path / "external.h5", _external(secret)),
-            "virtual dataset": _legacy_file(tmp_path / "virtual.h5", _virtual(secret_h5)),
-            "external link": _legacy_file(tmp_path / "link.h5", _external_link(secret_h5))}
+    return {
+        "external storage": _legacy_file(tmp_path / "external.h5", _external(secret)),
+        "virtual dataset": _legacy_file(tmp_path / "virtual.h5", _virtual(secret_h5)),
+        "external link": _legacy_file(tmp_path / "link.h5", _external_link(secret_h5)),
+    }
 
 
 @pytest.mark.parametrize("kind", ["external storage", "virtual dataset", "external link"])
@@ -116,14 +128,22 @@ def test_a_fifo_is_not_a_weights_file(tmp_path):
 
 # ------------------------------------------------------------------------------- HDF5 fuzzing (random structure)
 
+
 @st.composite
 def _h5_nodes(draw, depth=0):
     count = draw(st.integers(0, 4 if depth < 2 else 0))
     nodes = []
     for i in range(count):
         kind = draw(st.sampled_from(["group", "dataset", "soft", "huge", "attr", "external", "virtual", "extlink"]))
-        nodes.append((f"n{i}", kind, draw(_h5_nodes(depth + 1)) if kind == "group" else
-                      draw(st.lists(st.integers(0, 5), min_size=0, max_size=3))))
+        nodes.append(
+            (
+                f"n{i}",
+                kind,
+                draw(_h5_nodes(depth + 1))
+                if kind == "group"
+                else draw(st.lists(st.integers(0, 5), min_size=0, max_size=3)),
+            )
+        )
     return nodes
 
 
@@ -148,8 +168,13 @@ def _build(group, nodes, secret, secret_h5):
             _external_link(secret_h5)(None, group, name)
 
 
-@settings(max_examples=40, derandomize=True, deadline=5000, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    derandomize=True,
+    deadline=5000,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(nodes=_h5_nodes(), root_attrs=st.booleans())
 def test_random_hdf5_structures_give_clear_errors(tmp_path_factory, nodes, root_attrs):
     folder = tmp_path_factory.mktemp("fuzz")
@@ -175,6 +200,7 @@ def test_random_hdf5_structures_give_clear_errors(tmp_path_factory, nodes, root_
 
 
 # --------------------------------------------------------------------------------------------- downloads
+
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
@@ -267,6 +293,7 @@ def test_stale_partial_downloads_are_removed_at_the_next_resolve(shared_weights,
 
 # ------------------------------------------------------------------------------------- verify and permissions
 
+
 def test_verify_all_passes_on_the_complete_mirror(shared_weights, capsys):
     assert main(["weights", "verify", "--all"]) == 0
     out = capsys.readouterr().out
@@ -304,8 +331,11 @@ def test_mirror_and_cache_files_follow_the_umask(shared_weights, tmp_path, umask
     (path,) = fetch_weights(TAG, tmp_path / "mirror")
     assert path.stat().st_mode & 0o777 == 0o644
     monkeypatch.delenv("CXRZOO_WEIGHTS_PATH")
-    monkeypatch.setattr(files_mod.urllib.request, "urlopen",
-                        lambda url, timeout: open(shared_weights / weights_info(TAG).files[0].filename, "rb"))
+    monkeypatch.setattr(
+        files_mod.urllib.request,
+        "urlopen",
+        lambda url, timeout: open(shared_weights / weights_info(TAG).files[0].filename, "rb"),
+    )
     cached = get_weights_file(TAG, cache_dir=tmp_path / "cache", offline=False, progress=False)
     assert cached.parent == tmp_path / "cache" / "weights" / TAG
     assert cached.stat().st_mode & 0o777 == 0o644
@@ -325,8 +355,14 @@ def _python_for_nobody() -> tuple[list[str], dict[str, str]]:
     reasons = []
     for command, extra in candidates:
         try:
-            probe = subprocess.run([*command, "-c", "import cxrzoo.cli"], preexec_fn=_become_nobody,
-                                   env={**os.environ, **extra}, capture_output=True, text=True, timeout=120)
+            probe = subprocess.run(
+                [*command, "-c", "import cxrzoo.cli"],
+                preexec_fn=_become_nobody,
+                env={**os.environ, **extra},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
         except OSError as exc:
             reasons.append(f"{command[0]}: {exc}")
             continue
@@ -350,10 +386,22 @@ def test_a_second_user_can_verify_a_shared_mirror(shared_weights, umask_022):
         fetch_weights(TAG, top / "mirror")
         home = top / "home"
         home.mkdir()
-        env = {**os.environ, "CXRZOO_WEIGHTS_PATH": str(top / "mirror"), "CXRZOO_HOME": str(home),
-               "CXRZOO_OFFLINE": "1", "HOME": str(home), **extra}
-        result = subprocess.run([*command, "-m", "cxrzoo", "weights", "verify", TAG], env=env,
-                                preexec_fn=_become_nobody, capture_output=True, text=True, timeout=120)
+        env = {
+            **os.environ,
+            "CXRZOO_WEIGHTS_PATH": str(top / "mirror"),
+            "CXRZOO_HOME": str(home),
+            "CXRZOO_OFFLINE": "1",
+            "HOME": str(home),
+            **extra,
+        }
+        result = subprocess.run(
+            [*command, "-m", "cxrzoo", "weights", "verify", TAG],
+            env=env,
+            preexec_fn=_become_nobody,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"ok: {top / 'mirror'}" in result.stdout
     finally:
@@ -364,8 +412,13 @@ def test_a_closed_pipe_ends_the_command_quietly():
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before anything is written: `cxrzoo weights list | head -0`
     try:
-        result = subprocess.run([sys.executable, "-m", "cxrzoo", "weights", "info", TAG], stdout=write_end,
-                                stderr=subprocess.PIPE, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "cxrzoo", "weights", "info", TAG],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(write_end)
     assert result.returncode == 0
