@@ -13,6 +13,7 @@ Each subcommand lives in its own module here and adds itself with ``add_parser(s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from cxrzoo._version import __version__
@@ -36,11 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``cxrzoo weights list | head``): stop quietly with status 0, as the output
+    that was wanted has been delivered. Python would otherwise report the broken pipe again when it flushes stdout
+    at exit, so stdout is pointed at /dev/null first."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a descriptor (e.g. captured in tests)
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        return _stdout_closed()
     except (CommandError, ValueError, OSError) as exc:
         print(f"cxrzoo: error: {exc}", file=sys.stderr)
         return 1

@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
+import warnings
 from pathlib import Path
+
+from cxrzoo.fileio import atomic_write
 
 MODELS = ("cxrnet",)
 CLASS_NAMES = ("covid", "non_covid")
@@ -97,9 +99,10 @@ def build_model(name: str):
 
 def _prepare(path: str):
     from cxrzoo.models.cxrnet import prepare_cxrnet_input
-    from cxrzoo.preprocessing import read_image
+    from cxrzoo.preprocessing.io import MAX_ASPECT, MIN_SIDE, read_image
 
-    return prepare_cxrnet_input(read_image(path, native_depth=True))
+    # the radiograph check: a strip or a thumbnail would otherwise be scored with confidence
+    return prepare_cxrnet_input(read_image(path, native_depth=True, min_side=MIN_SIDE, max_aspect=MAX_ASPECT))
 
 
 def _output_names(paths: list[str]) -> dict[str, str]:
@@ -114,13 +117,7 @@ def _output_names(paths: list[str]) -> dict[str, str]:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(path, write)  # the shared umask-respecting helper: maps are as readable as any new file
 
 
 def _write_heatmaps(folder: Path, stem: str, image, maps, index: int, title: str) -> dict[str, str]:
@@ -133,9 +130,13 @@ def _write_heatmaps(folder: Path, stem: str, image, maps, index: int, title: str
         target = folder / f"{stem}_{key}.npy"
         _atomic_write(target, lambda tmp, k=key: np.save(tmp, maps[k][index], allow_pickle=False))
         written[key] = str(target)
-    figure = cxrnet_figure(image, maps, index, title=title)
     target = folder / f"{stem}_heatmaps.png"
-    _atomic_write(target, lambda tmp: figure.savefig(tmp, format="png", bbox_inches="tight"))
+    with warnings.catch_warnings():
+        # A file name in a script DejaVu Sans lacks makes Matplotlib warn once per missing glyph wherever text is
+        # laid out (cxrnet_figure's tight_layout, then savefig); stderr is for errors and progress only.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        figure = cxrnet_figure(image, maps, index, title=title)
+        _atomic_write(target, lambda tmp: figure.savefig(tmp, format="png", bbox_inches="tight"))
     written["figure"] = str(target)
     return written
 
@@ -192,10 +193,10 @@ def _run(args) -> int:
             try:
                 arrays.append(_prepare(path))
                 ready.append(path)
-            except (OSError, ValueError, ImportError) as exc:  # unreadable, corrupt, missing pydicom, too large
+            except (OSError, ValueError, ImportError, MemoryError) as exc:  # unreadable, corrupt, too large, ...
                 failures += 1
                 bar.clear()
-                _report(args, {"image": path, "model": args.model, "error": str(exc)})
+                _report(args, {"image": path, "model": args.model, "error": str(exc) or type(exc).__name__})
         if ready:
             batch = np.stack(arrays)
             probabilities, lungs, has_lungs, maps = _score_batch(model, batch, args.jit)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from cxrzoo.data.pipeline import build_pipeline, make_dataset
+from cxrzoo.fileio import atomic_path
+from cxrzoo.inputs import InputFileError, check_hdf5_tree, open_regular_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dcm", ".dicom")
 
@@ -273,8 +274,14 @@ def read_cxrnet_h5(path) -> dict[str, np.ndarray | float]:
     import h5py
 
     path = Path(path)
+    # The input-safety layer: a regular file under the size cap (h5py then opens it by name: its own file driver is
+    # much faster than reading through a Python file object, and this reader runs in the training pipeline), and
+    # no data pulled from other files.
+    with open_regular_file(path):
+        pass
     try:
         with h5py.File(path, "r") as f:
+            check_hdf5_tree(f, str(path), error=InputFileError)
             missing = [k for k in H5_KEYS if k not in f]
             if missing:
                 raise ValueError(f"{path}: not a CXR-Net H5 file (missing {missing}; has {sorted(f.keys())})")
@@ -312,19 +319,11 @@ def write_cxrnet_h5(path, X, M, y, w) -> None:
         raise ValueError(f"{path}: y must be numeric, got dtype {arrays['y'].dtype}")
     arrays["y"] = arrays["y"].astype(np.int64) if arrays["y"].dtype.kind in "iu" else arrays["y"]
     _check_h5_arrays(arrays, str(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for key in ("X", "M"):
-                f.create_dataset(key, data=arrays[key], compression="gzip", compression_opts=9, chunks=True)
-            f.create_dataset("y", data=arrays["y"])
-            f.create_dataset("w", data=np.float64(arrays["w"]))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, suffix=".tmp") as tmp, h5py.File(tmp, "w") as f:
+        for key in ("X", "M"):
+            f.create_dataset(key, data=arrays[key], compression="gzip", compression_opts=9, chunks=True)
+        f.create_dataset("y", data=arrays["y"])
+        f.create_dataset("w", data=np.float64(arrays["w"]))
 
 
 def cxrnet_h5_dataset(

@@ -9,11 +9,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from cxrzoo.fileio import atomic_write
 
 __all__ = ["overlay", "save_overlay"]
 
@@ -124,11 +126,8 @@ def save_overlay(
     if title:
         fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with warnings.catch_warnings():
+        # titles in scripts DejaVu Sans lacks warn once per glyph at drawing time; the figure is still written
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     return path

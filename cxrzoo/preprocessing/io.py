@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
+import re
 import struct
 import warnings
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from cxrzoo.inputs import (
+    ENV_MAX_FILE_BYTES,
+    MAX_FILE_BYTES,  # noqa: F401 (the file size cap, documented with read_image)
+    InputFileError,
+    InputTooLargeError,
+    max_file_bytes,
+    read_regular_file,
+)
 from cxrzoo.preprocessing import _dispatch
 
 #: Largest image (height × width, per frame) :func:`read_image` decodes: 64 megapixels, e.g. 8000 × 8000.
@@ -19,15 +30,59 @@ from cxrzoo.preprocessing import _dispatch
 #: decoded, so a malicious or corrupt header cannot make the reader allocate gigabytes.
 MAX_PIXELS = 64_000_000
 
+#: Largest pixel data a header may declare (128 MiB): rows × columns × frames × samples per pixel × bytes per
+#: sample, as stored (Pillow keeps colour images at 4 bytes per pixel). An 8000 × 8000 16-bit gray image fits;
+#: the same image at 32 bits, in colour or with a second frame does not. Checked before anything is decoded.
+MAX_PIXEL_BYTES = 128 * 2**20
+
+#: The shortest side a chest radiograph may have when the caller asks for the radiograph check (``min_side=``;
+#: ``cxrzoo predict`` does): 128 px. The smallest public CXR sets are 224-256 px; anything smaller is a thumbnail,
+#: an icon or a strip of pixels, which the models would still score with confidence.
+MIN_SIDE = 128
+
+#: The largest ratio of long to short side a chest radiograph may have under the radiograph check
+#: (``max_aspect=``): 3.0. Frontal and lateral CXRs are between 0.7 and 1.5.
+MAX_ASPECT = 3.0
+
 _PIL_FORMATS = ("PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF")
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+_DEFLATED_UID = "1.2.840.10008.1.2.1.99"
+_INFLATE_STEP = 1 << 20  # output produced per inflate step; the header is checked after the first one
 
 
-class ImageReadError(ValueError):
-    """A file or byte string that is not a readable image (empty, truncated, corrupt or of an unknown format)."""
+class ImageReadError(InputFileError):
+    """A file or byte string that is not a readable image (empty, truncated, corrupt, of an unknown format, or
+    not a regular file)."""
 
 
-def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXELS):
+class ImageTooLargeError(ImageReadError, InputTooLargeError):
+    """An image refused for its size before decoding: the file, its pixel count or its declared pixel data is over
+    a limit (:data:`MAX_PIXELS`, :data:`MAX_PIXEL_BYTES`, the file size cap), or memory ran out decoding it."""
+
+
+class ImageShapeError(ImageReadError):
+    """An image that cannot be a chest radiograph: a side shorter than ``min_side`` or an aspect ratio above
+    ``max_aspect`` (only when the caller asks for the check)."""
+
+
+class _Limits(NamedTuple):
+    max_pixels: int
+    max_pixel_bytes: int
+    max_bytes: int
+    min_side: int
+    max_aspect: float | None
+
+
+def read_image(
+    source,
+    *,
+    native_depth: bool = False,
+    max_pixels: int = MAX_PIXELS,
+    max_pixel_bytes: int = MAX_PIXEL_BYTES,
+    max_bytes: int | None = None,
+    min_side: int = 0,
+    max_aspect: float | None = None,
+):
     """Read a chest X-ray as a grayscale ``(H, W)`` array.
 
     Args:
@@ -39,6 +94,14 @@ def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXE
             on >= 8-bit data like the CXR-Net authors'.
         max_pixels: images with more pixels than this (per frame) are refused before decoding (default
             :data:`MAX_PIXELS`).
+        max_pixel_bytes: images whose header declares more pixel data than this (all frames, samples and bits)
+            are refused before decoding (default :data:`MAX_PIXEL_BYTES`).
+        max_bytes: files larger than this are refused before they are read, and a deflated DICOM data set may
+            not inflate beyond it (default ``$CXRZOO_MAX_FILE_BYTES``, else :data:`cxrzoo.inputs.MAX_FILE_BYTES`,
+            256 MiB).
+        min_side, max_aspect: the radiograph check, off by default: refuse an image whose shorter side is below
+            ``min_side`` or whose long/short side ratio exceeds ``max_aspect`` (:data:`MIN_SIDE` and
+            :data:`MAX_ASPECT` are the values ``cxrzoo predict`` uses). Checked from the header, before decoding.
 
     Conversions (all documented choices; see docs/preprocessing.md):
         - colour (RGB, RGBA, palette, CMYK) becomes gray with Pillow's ITU-R 601-2 luma ``L = (299 R + 587 G +
@@ -46,16 +109,25 @@ def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXE
           COVID-CXNet's inputs are reproduced exactly. EXIF orientation is not applied (neither does Keras).
         - 16-bit (and 32-bit integer or float) grayscale is min-max scaled to 0..255 and rounded; a constant image
           becomes all zeros.
-        - DICOM (needs ``pip install cxrzoo[dicom]``): the first frame; the modality transform (rescale slope and
-          intercept, or a modality LUT), then the VOI transform (VOI LUT sequence, else window center/width) whose
-          output range is mapped linearly to 0..255; without a VOI transform the data are min-max scaled.
-          MONOCHROME1 images are inverted so that bone is bright, as in MONOCHROME2.
+        - DICOM (needs ``pip install cxrzoo[dicom]``): the first frame (the only one decoded); the modality
+          transform (rescale slope and intercept, or a modality LUT), then the VOI transform (VOI LUT sequence,
+          else window center/width) whose output range is mapped linearly to 0..255; without a VOI transform the
+          data are min-max scaled. MONOCHROME1 images are inverted so that bone is bright, as in MONOCHROME2.
+
+    Only regular files are read (see :mod:`cxrzoo.inputs` and docs/security.md).
 
     Raises:
         FileNotFoundError: the path does not exist.
-        ImageReadError: empty, truncated or corrupt data, or an unknown format; the message names the file.
-        ValueError: the image exceeds ``max_pixels`` or has a zero dimension.
+        IsADirectoryError: the path is a folder.
+        ImageReadError: not a regular file (FIFO, device, socket), empty, truncated or corrupt data, an unknown
+            format, or a DICOM rescale slope of 0; the message names the file.
+        ImageTooLargeError: (an ImageReadError) the file, the image or its declared pixel data exceeds a limit, or
+            memory ran out while decoding it.
+        ImageShapeError: (an ImageReadError) the radiograph check failed.
         ImportError: a DICOM file and pydicom is not installed.
+
+    All of these but ImportError are ``ValueError`` or ``OSError``, so a caller looping over files can report one
+    and go on.
 
     Example::
 
@@ -69,35 +141,55 @@ def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXE
             raise TypeError(f"read_image expects a tf.string tensor of encoded bytes, got dtype {source.dtype.name}")
 
         def _kernel(data):
-            return read_image(bytes(data), native_depth=False, max_pixels=max_pixels)
+            return read_image(
+                bytes(data),
+                native_depth=False,
+                max_pixels=max_pixels,
+                max_pixel_bytes=max_pixel_bytes,
+                max_bytes=max_bytes,
+                min_side=min_side,
+                max_aspect=max_aspect,
+            )
 
         return _dispatch.run(_kernel, source, dtype=tf.uint8, shape=(None, None), name="read_image")
 
-    data, name, suffix = _load_source(source)
-    if not data:
-        raise ImageReadError(f"{name}: the file is empty (0 bytes)")
-    if _looks_like_dicom(data, suffix):
-        image, value_range = _decode_dicom(data, name, max_pixels)
-    else:
-        image, value_range = _decode_gray_png(data, name, max_pixels), None
-        if image is None:
-            image = _decode_pil(data, name, max_pixels)
-    if native_depth or image.dtype == np.uint8:
-        return np.ascontiguousarray(image)
-    return minmax_to_uint8(image, value_range, name)
+    limits = _Limits(int(max_pixels), int(max_pixel_bytes), max_file_bytes(max_bytes), int(min_side), max_aspect)
+    data, name, suffix = _load_source(source, limits.max_bytes)
+    try:
+        if not data:
+            raise ImageReadError(f"{name}: the file is empty (0 bytes)")
+        if _looks_like_dicom(data, suffix):
+            image, value_range = _decode_dicom(data, name, limits)
+        else:
+            image, value_range = _decode_gray_png(data, name, limits), None
+            if image is None:
+                image = _decode_pil(data, name, limits)
+        if native_depth or image.dtype == np.uint8:
+            return np.ascontiguousarray(image)
+        return minmax_to_uint8(image, value_range, name)
+    except MemoryError:
+        # one oversized or hostile file must not end a run over a folder: report it like any unreadable file
+        raise ImageTooLargeError(f"{name}: not enough memory to decode this image") from None
 
 
-def _load_source(source) -> tuple[bytes, str, str]:
+def _load_source(source, max_bytes: int) -> tuple[bytes, str, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) > max_bytes:
+            raise ImageTooLargeError(
+                f"<bytes>: {len(source):,} bytes, over the limit of {max_bytes:,} "
+                f"(${ENV_MAX_FILE_BYTES} or max_bytes= raises it)"
+            )
         return bytes(source), "<bytes>", ""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if path.is_dir():
-            raise IsADirectoryError(f"{path}: is a directory, not an image file")
         try:
-            data = path.read_bytes()
+            data = read_regular_file(path, max_bytes=max_bytes, error=ImageReadError, too_large=ImageTooLargeError)
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: no such image file") from None
+        except IsADirectoryError:
+            raise IsADirectoryError(f"{path}: is a directory, not an image file") from None
+        except MemoryError:
+            raise ImageTooLargeError(f"{path}: not enough memory to read the file") from None
         return data, str(path), path.suffix.lower()
     if isinstance(source, np.ndarray):
         raise TypeError("read_image reads files or encoded bytes; got a NumPy array (it is already an image)")
@@ -108,17 +200,44 @@ def _looks_like_dicom(data: bytes, suffix: str) -> bool:
     return data[128:132] == b"DICM" or suffix in _DICOM_SUFFIXES
 
 
-def _check_size(height: int, width: int, name: str, max_pixels: int) -> None:
+def _check_size(
+    height: int, width: int, name: str, limits: _Limits, *, bytes_per_pixel: float = 1, frames: int = 1
+) -> None:
+    """Refuses, from header values alone, an image that is empty, over a limit or (if asked) not radiograph-shaped."""
     if height <= 0 or width <= 0:
-        raise ValueError(f"{name}: the image has a zero dimension ({height} x {width})")
-    if height * width > max_pixels:
-        raise ValueError(
+        raise ImageReadError(f"{name}: the image has a zero dimension ({height} x {width})")
+    if height * width > limits.max_pixels:
+        raise ImageTooLargeError(
             f"{name}: {width} x {height} = {width * height:,} pixels exceeds the limit of "
-            f"{max_pixels:,} (cxrzoo.preprocessing.MAX_PIXELS; pass max_pixels= to raise it)"
+            f"{limits.max_pixels:,} (cxrzoo.preprocessing.MAX_PIXELS; pass max_pixels= to "
+            "raise it)"
+        )
+    declared = math.ceil(height * width * frames * bytes_per_pixel)
+    if declared > limits.max_pixel_bytes:
+        raise ImageTooLargeError(
+            f"{name}: the header declares {declared:,} bytes of pixel data ({width} x {height}"
+            f"{f' x {frames} frames' if frames > 1 else ''}), which exceeds the limit of "
+            f"{limits.max_pixel_bytes:,} (cxrzoo.preprocessing.MAX_PIXEL_BYTES; pass "
+            "max_pixel_bytes= to raise it)"
+        )
+    short, long = min(height, width), max(height, width)
+    if short < limits.min_side:
+        raise ImageShapeError(
+            f"{name}: {width} x {height} pixels is too small for a chest radiograph (shorter side "
+            f"under {limits.min_side} px)"
+        )
+    if limits.max_aspect is not None and long / short > limits.max_aspect:
+        raise ImageShapeError(
+            f"{name}: {width} x {height} pixels (aspect ratio {long / short:.1f}) is not shaped "
+            f"like a chest radiograph (limit {limits.max_aspect:g})"
         )
 
 
-def _decode_pil(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+_PIL_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_STREAM_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
+
+
+def _decode_pil(data: bytes, name: str, limits: _Limits) -> np.ndarray:
     from PIL import Image
 
     try:
@@ -128,31 +247,30 @@ def _decode_pil(data: bytes, name: str, max_pixels: int) -> np.ndarray:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as img:
                 width, height = img.size
-                _check_size(height, width, name, max_pixels)
+                # Pillow holds multi-band 8-bit and 32-bit images at 4 bytes per pixel
+                _check_size(height, width, name, limits, bytes_per_pixel=_PIL_BYTES_PER_PIXEL.get(img.mode, 4))
                 img.load()
                 return _pil_to_gray(img)
     except ValueError as err:
         if str(err).startswith(name):
             raise
-        raise ImageReadError(f"{name}: not a readable image ({err})") from None
-    except (
-        OSError,
-        SyntaxError,
-        EOFError,
-        IndexError,
-        TypeError,
-        KeyError,
-        AttributeError,
-        Image.DecompressionBombError,
-    ) as err:
-        reason = str(err) or type(err).__name__
-        raise ImageReadError(f"{name}: not a readable image ({reason})") from None
+        raise ImageReadError(f"{name}: not a readable image ({_reason(err, name)})") from None
+    except Image.DecompressionBombError as err:  # Pillow's own check at open, on a header claiming billions
+        raise ImageTooLargeError(f"{name}: refused before decoding ({_reason(err, name)})") from None
+    except (OSError, SyntaxError, EOFError, IndexError, TypeError, KeyError, AttributeError) as err:
+        raise ImageReadError(f"{name}: not a readable image ({_reason(err, name)})") from None
+
+
+def _reason(err: Exception, name: str) -> str:
+    """An exception's text for an error message, with the in-memory stream the decoders saw replaced by the name
+    of what was read (Pillow says "cannot identify image file <_io.BytesIO object at 0x7f...>")."""
+    return _STREAM_REPR.sub(name, str(err)) or type(err).__name__
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _decode_gray_png(data: bytes, name: str, max_pixels: int) -> np.ndarray | None:
+def _decode_gray_png(data: bytes, name: str, limits: _Limits) -> np.ndarray | None:
     """Plain 8- or 16-bit grayscale PNGs (the common case for CXRs) decoded by OpenCV, which is faster than Pillow
     and gives the same pixels, or by Wuffs (non-interlaced 8-bit, when :func:`png_decoder` says so), faster still.
 
@@ -168,7 +286,7 @@ def _decode_gray_png(data: bytes, name: str, max_pixels: int) -> np.ndarray | No
     bit_depth, colour_type = data[24], data[25]
     if colour_type != 0 or bit_depth not in (8, 16):
         return None
-    _check_size(height, width, name, max_pixels)
+    _check_size(height, width, name, limits, bytes_per_pixel=bit_depth // 8)
     position = len(_PNG_SIGNATURE)
     view = memoryview(data)
     profile = None
@@ -274,26 +392,27 @@ def minmax_to_uint8(image: np.ndarray, value_range: tuple[float, float] | None, 
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _decode_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """The first frame as float32 after the modality and VOI transforms, and the VOI output range (or None)."""
+def _decode_dicom(data: bytes, name: str, limits: _Limits) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """The first frame as float32 after the modality and VOI transforms, and the VOI output range (or None).
+
+    The pixel budget is checked from the header (rows, columns, frames, samples per pixel, bits allocated) before
+    any pixel is decoded, a deflated data set is inflated step by step under the size cap (its header is checked
+    after the first step, so a bomb is refused having inflated about a megabyte), and only the first frame is
+    decoded.
+    """
     try:
-        import pydicom
-        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
     except ImportError:  # pragma: no cover - the extra is installed in the test environment
         raise ImportError(f"{name} is a DICOM file; reading it needs pydicom: pip install 'cxrzoo[dicom]'") from None
     try:
         with warnings.catch_warnings():  # pydicom warns about every malformed tag it tolerates
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        if "PixelData" not in ds:
-            raise ImageReadError(f"{name}: the DICOM file has no pixel data")
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        _check_size(int(ds.Rows), int(ds.Columns), name, max_pixels)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pixels = ds.pixel_array
-        if frames > 1:
-            pixels = pixels[0]
+            ds = _read_dicom_dataset(data, name, limits)
+            if "PixelData" not in ds:
+                raise ImageReadError(f"{name}: the DICOM file has no pixel data")
+            _check_dicom_header(ds, name, limits)
+            _check_rescale(ds, name)
+            pixels = pixel_array(ds, index=0)  # the first frame only: a multi-frame file costs one frame
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
         if pixels.ndim == 3:
             gray = pixels[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
@@ -310,15 +429,108 @@ def _decode_dicom(data: bytes, name: str, max_pixels: int) -> tuple[np.ndarray, 
             mapped = np.asarray(apply_voi_lut(domain, ds), np.float64)
             value_range = (float(mapped.min()), float(mapped.max()))
     except (ImageReadError, ValueError) as err:
-        if str(err).startswith(name):
+        if isinstance(err, ImageReadError) or str(err).startswith(name):
             raise
-        raise ImageReadError(f"{name}: not a readable DICOM image ({err})") from None
+        raise ImageReadError(f"{name}: not a readable DICOM image ({_reason(err, name)})") from None
+    except MemoryError:
+        raise
     except Exception as err:  # pydicom raises a wide range of types on corrupt files
-        raise ImageReadError(f"{name}: not a readable DICOM image ({type(err).__name__}: {err})") from None
+        raise ImageReadError(
+            f"{name}: not a readable DICOM image ({type(err).__name__}: {_reason(err, name)})"
+        ) from None
     if photometric == "MONOCHROME1":
         low, high = value_range if value_range is not None else (float(values.min()), float(values.max()))
         values = (low + high) - values
     return values.astype(np.float32), value_range
+
+
+def _read_dicom_dataset(data: bytes, name: str, limits: _Limits):
+    """The parsed data set; a deflated one is inflated here, under the cap, never by pydicom (which would inflate
+    it whole before anything could be checked)."""
+    import pydicom
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    stream = io.BytesIO(data)
+    read_preamble(stream, True)
+    meta = _read_file_meta_info(stream)
+    if str(meta.get("TransferSyntaxUID", "")) != _DEFLATED_UID:
+        return pydicom.dcmread(io.BytesIO(data), force=True)
+    inflated = _inflate(memoryview(data)[stream.tell() :], name, limits)
+    dataset = _parse_explicit_le(inflated)
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian  # what the inflated bytes now are
+    dataset.file_meta = meta
+    return dataset
+
+
+def _parse_explicit_le(data: bytes, *, header_only: bool = False):
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import read_dataset
+
+    stop = (lambda tag, vr, length: tag >= 0x7FE00000) if header_only else None
+    return read_dataset(DicomBytesIO(data), is_implicit_VR=False, is_little_endian=True, stop_when=stop)
+
+
+def _inflate(compressed, name: str, limits: _Limits) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out = bytearray()
+    pending = bytes(compressed)
+    header_checked = False
+    while True:
+        chunk = inflater.decompress(pending, _INFLATE_STEP)
+        progressed = bool(chunk) or len(inflater.unconsumed_tail) < len(pending)
+        pending = inflater.unconsumed_tail
+        out += chunk
+        if len(out) > limits.max_bytes:
+            raise ImageTooLargeError(
+                f"{name}: the deflated DICOM data set inflates to more than {limits.max_bytes:,} "
+                f"bytes (${ENV_MAX_FILE_BYTES} or max_bytes= raises the limit)"
+            )
+        done = inflater.eof or not pending or not progressed
+        if not header_checked and (len(out) >= _INFLATE_STEP or done):
+            # Once: the image elements (group 0028) come early. A bomb is refused here, after one step; a header
+            # pushed beyond the first step by filler elements is checked after inflation, the size cap still holding.
+            header_checked = True
+            try:
+                header = _parse_explicit_le(bytes(out), header_only=True)
+            except Exception:  # a truncated prefix may break anywhere; the full parse reports real damage
+                header = {}
+            if "Rows" in header and "Columns" in header:
+                _check_dicom_header(header, name, limits)
+        if done:
+            return bytes(out)
+
+
+def _check_dicom_header(ds, name: str, limits: _Limits) -> None:
+    """The pixel budget from the header: rows x columns x frames x samples per pixel x bytes allocated."""
+    try:
+        rows, columns = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.BitsAllocated)
+    except AttributeError as err:
+        raise ImageReadError(f"{name}: the DICOM header lacks {err.name or 'a required element'}") from None
+    except (TypeError, ValueError) as err:
+        raise ImageReadError(f"{name}: the DICOM header has an invalid image size ({err})") from None
+    if frames < 1 or samples < 1 or not 1 <= bits <= 64:
+        raise ImageReadError(
+            f"{name}: the DICOM header is invalid ({frames} frames, {samples} samples per pixel, {bits} bits allocated)"
+        )
+    _check_size(rows, columns, name, limits, bytes_per_pixel=samples * math.ceil(bits / 8), frames=frames)
+
+
+def _check_rescale(ds, name: str) -> None:
+    """A rescale slope of 0 (or not finite) maps every pixel to one value: the image would be blank."""
+    if "ModalityLUTSequence" in ds or "RescaleSlope" not in ds or "RescaleIntercept" not in ds:
+        return
+    try:
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    except (TypeError, ValueError) as err:
+        raise ImageReadError(f"{name}: the DICOM rescale slope or intercept is not a number ({err})") from None
+    if slope == 0 or not (math.isfinite(slope) and math.isfinite(intercept)):
+        raise ImageReadError(
+            f"{name}: the DICOM rescale slope is {slope:g} and intercept {intercept:g}, which map "
+            "every pixel to the same value; the file's modality transform is broken"
+        )
 
 
 def _voi_domain(ds, values: np.ndarray) -> np.ndarray:

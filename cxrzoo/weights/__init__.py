@@ -10,25 +10,31 @@ See :mod:`cxrzoo.weights.files` for the resolution order and the environment var
 
 from cxrzoo.weights.errors import (
     UnknownWeightsError,
+    UnsafeWeightsFileError,
     WeightsDownloadError,
     WeightsError,
     WeightsHashError,
     WeightsNotFoundError,
 )
 from cxrzoo.weights.files import (
+    VerifyResult,
     cache_root,
     fetch_weights,
     file_hash,
     get_weights_file,
     get_weights_files,
     mirror_folders,
+    unobtainable_by_design,
     verify_all,
     verify_file,
+    verify_weights,
 )
 from cxrzoo.weights.manifest import WeightsEntry, WeightsFile, list_weights, weights_info
 
 __all__ = [
     "UnknownWeightsError",
+    "UnsafeWeightsFileError",
+    "VerifyResult",
     "WeightsDownloadError",
     "WeightsEntry",
     "WeightsError",
@@ -42,7 +48,9 @@ __all__ = [
     "get_weights_files",
     "list_weights",
     "mirror_folders",
+    "unobtainable_by_design",
     "verify_all",
     "verify_file",
+    "verify_weights",
     "weights_info",
 ]

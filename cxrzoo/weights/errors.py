@@ -14,6 +14,11 @@ class UnknownWeightsError(WeightsError, ValueError):
     """A tag that is not in the manifest (or not for the architecture being built)."""
 
 
+class UnsafeWeightsFileError(WeightsError, ValueError):
+    """A weights file given by path that would read data from elsewhere (HDF5 external storage, virtual datasets,
+    external links), or is not a regular file, or declares more data than is plausible. Refused before loading."""
+
+
 class WeightsHashError(WeightsError, ValueError):
     """A file whose content does not match the hash recorded in the manifest."""
 

@@ -4,6 +4,11 @@ Legacy Keras 2 HDF5 files (the authors' ``save_weights``/``save`` output) are re
 layer *by name*, through a per-architecture map from cxrzoo's descriptive layer names to the authors' auto-generated
 ones, so that two layers of the same shape can never receive each other's weights. Every weighted layer of the
 model must be matched and every weight shape must agree, or the load fails naming the layer.
+
+Trust model (docs/security.md): a tag's files are verified by hash and therefore safe; a file given by path is
+untrusted. It must be a regular file, and an HDF5 file (or the HDF5 inside a ``.keras`` archive) may not read data
+from anywhere but itself: external storage, virtual datasets and external links are refused naming the object
+(:func:`check_weights_file`), before Keras or h5py reads any of its data.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from cxrzoo.weights.errors import UnknownWeightsError
+from cxrzoo.inputs import check_hdf5_tree, open_regular_file
+from cxrzoo.weights.errors import UnknownWeightsError, UnsafeWeightsFileError
 from cxrzoo.weights.files import get_weights_files
 from cxrzoo.weights.manifest import WeightsEntry, list_weights, weights_info
 
@@ -39,8 +45,9 @@ def resolve_weights(
     archs = {arch} if isinstance(arch, str) else set(arch)
     if looks_like_path(weights):
         path = Path(weights).expanduser()
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"weights file not found: {path}")
+        check_weights_file(path)
         return [path], None
     entry = weights_info(str(weights))
     if entry.arch not in archs or entry.role != role:
@@ -68,6 +75,57 @@ def check_builder_kwargs(entry: WeightsEntry | None, **given: Any) -> None:
             )
 
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURE = b"PK\x03\x04"
+_NO_SIZE_CAP = 2**62  # weights files may be large; what they declare is capped by check_hdf5_tree instead
+
+
+def check_weights_file(path: str | os.PathLike) -> None:
+    """Refuses a weights file that is not a regular file, or whose HDF5 data (directly, or inside a ``.keras``
+    archive) would be read from other files: external storage, virtual datasets, external links.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: no such file, or a folder.
+        UnsafeWeightsFileError: anything else refused; the message names the HDF5 object.
+    """
+    import h5py
+
+    path = Path(path)
+    with open_regular_file(path, max_bytes=_NO_SIZE_CAP, error=UnsafeWeightsFileError) as fh:
+        head = fh.read(8)
+        if head.startswith(_ZIP_SIGNATURE):
+            _check_keras_archive(fh, str(path))
+            return
+    if head != _HDF5_SIGNATURE and not h5py.is_hdf5(path):  # an HDF5 user block moves the signature to 512, 1024...
+        return  # not HDF5 (e.g. a TF checkpoint index): its loader validates it
+    try:
+        with h5py.File(path, "r") as h5:
+            check_hdf5_tree(h5, str(path), error=UnsafeWeightsFileError)
+    except OSError as exc:
+        raise ValueError(f"{path} is not a readable HDF5 weights file ({exc})") from None
+
+
+def _check_keras_archive(fh, name: str) -> None:
+    import zipfile
+
+    import h5py
+
+    try:
+        archive = zipfile.ZipFile(fh)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{name} is not a readable .keras archive ({exc})") from None
+    with archive:
+        for member in archive.namelist():
+            if not member.endswith(".h5"):
+                continue
+            with archive.open(member) as inner:
+                try:
+                    with h5py.File(inner, "r") as h5:
+                        check_hdf5_tree(h5, f"{name}:{member}", error=UnsafeWeightsFileError)
+                except OSError as exc:
+                    raise ValueError(f"{name}:{member} is not a readable HDF5 file ({exc})") from None
+
+
 def read_legacy_h5(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     """Layer name → weight arrays (in the file's ``weight_names`` order) of a Keras 2 HDF5 file.
 
@@ -77,21 +135,31 @@ def read_legacy_h5(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     import h5py
 
     path = Path(path)
+    with open_regular_file(path, max_bytes=_NO_SIZE_CAP, error=UnsafeWeightsFileError):
+        pass
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
         raise ValueError(f"{path} is not a readable HDF5 weights file ({exc})") from None
     with handle as h5:
+        check_hdf5_tree(h5, str(path), error=UnsafeWeightsFileError)  # before any dataset is read
         root = h5["model_weights"] if "model_weights" in h5 else h5
         if "layer_names" not in root.attrs:
             raise ValueError(f"{path} is not a Keras 2 weights file (no 'layer_names' attribute)")
         out: dict[str, list[np.ndarray]] = {}
-        for raw_name in root.attrs["layer_names"]:
-            name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-            group = root[name]
-            weight_names = [w.decode() if isinstance(w, bytes) else str(w) for w in group.attrs.get("weight_names", [])]
-            if weight_names:
-                out[name] = [np.asarray(group[w]) for w in weight_names]
+        try:
+            for raw_name in np.atleast_1d(root.attrs["layer_names"]):
+                name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+                group = root[name]
+                weight_names = [
+                    w.decode() if isinstance(w, bytes) else str(w)
+                    for w in np.atleast_1d(group.attrs.get("weight_names", []))
+                ]
+                if weight_names:
+                    out[name] = [np.asarray(group[w]) for w in weight_names]
+        except (KeyError, TypeError, AttributeError, OSError, UnicodeDecodeError) as exc:
+            # a layer or weight the file lists but does not hold, or holds as the wrong kind of object
+            raise ValueError(f"{path} is not a consistent Keras 2 weights file ({type(exc).__name__}: {exc})") from None
         return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -93,7 +94,7 @@ def test_text_output_and_a_blank_image(cached_model, tmp_path, capsys):
     from PIL import Image
 
     blank = tmp_path / "blank.png"
-    Image.fromarray(np.zeros((64, 64), np.uint8)).save(blank)
+    Image.fromarray(np.zeros((256, 256), np.uint8)).save(blank)
     status = main(["predict", str(blank)])
     captured = capsys.readouterr()
     assert status == 1 and captured.out == ""
@@ -114,7 +115,7 @@ def test_heatmap_names_stay_distinct(shared, cached_model, tmp_path, capsys):
 
 
 def test_jit_flag_reaches_the_compiled_step(shared, cached_model, monkeypatch, capsys):
-    import cxrzoo.explain.cxrnet as heatmaps
+    import cxrzoo.models.cxrnet.heatmaps as heatmaps
 
     seen = []
     real = heatmaps.cxrnet_heatmaps
@@ -134,3 +135,33 @@ def test_arguments_are_checked(capsys):
             main(argv)
         assert exc.value.code == 2
     assert "positive integer" in capsys.readouterr().err
+
+
+def test_degenerate_images_are_refused_not_scored(cached_model, tmp_path, capsys):
+    from PIL import Image
+
+    column = tmp_path / "column.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (5000, 1), dtype=np.uint8)).save(column)
+    assert main(["predict", "--json", str(column)]) == 1
+    record = json.loads(capsys.readouterr().out)
+    assert "probabilities" not in record and "too small for a chest radiograph" in record["error"]
+
+
+def test_heatmaps_follow_the_umask_and_glyph_warnings_stay_off_stderr(shared, cached_model, tmp_path, capsys):
+    import warnings
+
+    source = shared(*IMAGES, "038.jpg")
+    named = tmp_path / "患者-038.jpg"  # DejaVu Sans has no CJK glyphs: Matplotlib warns per glyph when drawing
+    shutil.copyfile(source, named)
+    old = os.umask(0o022)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["predict", "--heatmaps", str(tmp_path / "maps"), str(named)]) == 0
+    finally:
+        os.umask(old)
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+    written = sorted((tmp_path / "maps").iterdir())
+    assert len(written) == 4
+    assert {p.stat().st_mode & 0o777 for p in written} == {0o644}
+    capsys.readouterr()

@@ -191,3 +191,58 @@ def test_zero_sized_image_files_are_refused(encode, size):
         read_image(png)
     with pytest.raises(ValueError, match="zero dimension|not a readable"):
         read_image(encode.dicom(np.zeros((height, width), np.uint16)))
+
+
+# --------------------------------------------------------------------------------- DICOM headers (issue 14)
+
+_TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1.99",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.5",
+    "1.2.3.4",
+]
+_PHOTOMETRICS = ["MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "NONSENSE"]
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=3000,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=st.sampled_from([0, 1, 7, 64, 4000, 8000, 65535]),
+    columns=st.sampled_from([0, 1, 9, 64, 8000, 65535]),
+    frames=st.sampled_from([0, 1, 2, 3, 1000, 2**31 - 1]),
+    bits=st.sampled_from([0, 1, 7, 8, 12, 16, 32, 64]),
+    samples=st.sampled_from([1, 3, 4]),
+    photometric=st.sampled_from(_PHOTOMETRICS),
+    syntax=st.sampled_from(_TRANSFER_SYNTAXES),
+    pixel_data=st.binary(max_size=2048),
+)
+def test_random_dicom_headers(rows, columns, frames, bits, samples, photometric, syntax, pixel_data):
+    """Random image headers and transfer syntaxes over a little pixel data: read or refused, never a crash, a hang
+    or a large allocation (the deadline is per example)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import _hostile
+
+    data = _hostile.native_dicom(
+        rows,
+        columns,
+        pixel_data,
+        frames=frames,
+        bits=max(bits, 1),
+        samples=samples,
+        transfer_syntax=syntax,
+        photometric=photometric,
+    )
+    if bits == 0:  # BitsAllocated 0 itself: patch the written value
+        data = data.replace(b"\x28\x00\x00\x01US\x02\x00\x01\x00", b"\x28\x00\x00\x01US\x02\x00\x00\x00")
+    _read_or_refuse(data)
