@@ -14,7 +14,6 @@ has a :class:`~cxrzoo.spec.ModelSpec` that says how to feed it and read it. The 
 
 from __future__ import annotations
 
-import dataclasses
 import fnmatch
 import inspect
 from typing import Any
@@ -23,7 +22,7 @@ import keras
 
 import cxrzoo.models  # noqa: F401  (registers every paper)
 from cxrzoo.catalog import PAPERS, paper_key
-from cxrzoo.nn.model import attach_spec, spec_of
+from cxrzoo.nn.model import adapt_spec, attach_spec, spec_of
 from cxrzoo.preprocessing.recipes import RECIPES
 from cxrzoo.spec import ARCHITECTURES, SPECS, Architecture, ModelSpec
 from cxrzoo.weights.loading import looks_like_path
@@ -167,26 +166,14 @@ def create_model(name: str, *, weights: Any = DEFAULT, **kwargs: Any) -> keras.M
 
 
 def _adapted(spec: ModelSpec, model: keras.Model) -> ModelSpec:
-    """The spec of a model built with changed arguments: the input shape it really has, and labels dropped (named
-    by index) when the number of outputs changed."""
-    shape = tuple(model.inputs[0].shape[1:])
-    changes: dict[str, Any] = {}
-    if shape != tuple(spec.input.shape):
-        changes["input"] = _replace(spec.input, shape=shape)
-        if spec.recipe is not None and None not in shape:
-            # the recipe must make what the model now takes: recipes with a size option get the new one
-            options = inspect.signature(RECIPES.get(spec.recipe)).parameters
-            if "size" in options:
-                changes["recipe_options"] = {**spec.recipe_options, "size": shape[:2]}
-            elif "input_shape" in options:
-                changes["recipe_options"] = {**spec.recipe_options, "input_shape": shape}
-    out = model.output["probabilities"] if isinstance(model.output, dict) else model.outputs[0]
-    units = int(out.shape[-1])
-    if units != len(spec.output.labels):
-        changes["output"] = _replace(spec.output, labels=tuple(f"class_{i}" for i in range(units)), positive=None)
-    changes["parameters"] = int(model.count_params())
-    return spec.replace(**changes)
-
-
-def _replace(obj, **changes):
-    return dataclasses.replace(obj, **changes)
+    """:func:`cxrzoo.nn.model.adapt_spec`, and a recipe that makes the new input size where its recipe has a size
+    option (the infection detector's, COVID-XNet's, the base CNN's)."""
+    adapted = adapt_spec(spec, model)
+    shape = tuple(adapted.input.shape)
+    if shape != tuple(spec.input.shape) and spec.recipe is not None and None not in shape:
+        options = inspect.signature(RECIPES.get(spec.recipe)).parameters
+        if "size" in options:
+            adapted = adapted.replace(recipe_options={**spec.recipe_options, "size": shape[:2]})
+        elif "input_shape" in options:
+            adapted = adapted.replace(recipe_options={**spec.recipe_options, "input_shape": shape})
+    return adapted

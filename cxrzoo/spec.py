@@ -205,16 +205,6 @@ def register_architecture(
     return ARCHITECTURES.register(name, arch)
 
 
-def register_model(name: str | None = None, **meta: Any):
-    """Decorator form of :func:`register_architecture`; the name defaults to the builder's without ``build_``."""
-
-    def decorate(builder):
-        register_architecture(name or builder.__name__.removeprefix("build_"), builder, **meta)
-        return builder
-
-    return decorate
-
-
 def register_spec(spec: ModelSpec, *, default: bool = False) -> ModelSpec:
     """Registers ``spec``; ``default=True`` makes it what ``weights="default"`` loads for its architecture."""
     SPECS.register(spec.name, spec)

@@ -51,6 +51,19 @@ def test_trap2_inputs_scaled_by_1_over_255_are_refused():
     model.predict(prepared / 255.0, verbose=0)
 
 
+def test_trap2_the_builders_guard_too():
+    # ``from cxrzoo import build_cxrnet`` is the advertised path: its models carry their spec as well
+    model = cxrzoo.build_cxrnet(weights=None, segmenter_weights=None)
+    assert cxrzoo.model_spec(model).name == "cxrnet"
+    with pytest.raises(InputContractError, match="scaled to"):
+        model.predict(np.full((1, 300, 340, 1), 0.5, "float32"), verbose=0)
+    seg = cxrzoo.build_res_cr_net(input_shape=(None, None, 1), filters=4, conv_blocks=1)
+    assert cxrzoo.model_spec(seg).input.shape == (None, None, 1)
+    assert cxrzoo.model_spec(seg).parameters == seg.count_params()
+    member = cxrzoo.build_cxrnet_member(classes=3)
+    assert cxrzoo.model_spec(member).labels == ("class_0", "class_1", "class_2")
+
+
 def test_trap3_another_size_than_the_weights_were_trained_at_warns(shared_weights):
     model = cxrzoo.create_model("res_cr_net.v7_lungs", input_shape=(None, None, 1))
     x = np.random.default_rng(0).random((1, 128, 160, 1)).astype("float32")

@@ -21,13 +21,17 @@ What is checked, and whether it raises or warns (docs/models/index.md):
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 
-from cxrzoo.spec import ModelSpec
+from cxrzoo.spec import SPECS, ModelSpec, register_architecture
 
 # Tolerance on the value range: prepared inputs are computed in float32 (rounding) and some recipes rescale.
 _RANGE_SLACK = 1e-3
@@ -174,3 +178,65 @@ def attach_spec(model: keras.Model, spec: ModelSpec) -> SpecModel:
 def spec_of(model: Any) -> ModelSpec | None:
     """The spec a model carries, or None."""
     return getattr(model, "spec", None) if isinstance(getattr(model, "spec", None), ModelSpec) else None
+
+
+# The builder arguments that say which published weights a model holds.
+_WEIGHTS_ARGUMENTS = ("weights", "segmenter_weights", "backbone_weights")
+
+
+def adapt_spec(spec: ModelSpec, model: keras.Model) -> ModelSpec:
+    """``spec`` made true of ``model`` when it was built with other arguments: its real input shape (the size the
+    weights were trained at is kept, so the size guard still warns), labels named by index when the number of
+    outputs changed (never the old names on new outputs), and its parameter count."""
+    changes: dict[str, Any] = {}
+    shape = tuple(model.inputs[0].shape[1:])
+    if shape != tuple(spec.input.shape):
+        changes["input"] = dataclasses.replace(spec.input, shape=shape)
+    out = model.output[spec.output.key] if isinstance(model.output, dict) and spec.output.key else model.outputs[0]
+    units = int(out.shape[-1])
+    if units != len(spec.output.labels):
+        labels = tuple(f"class_{i}" for i in range(units))
+        changes["output"] = dataclasses.replace(spec.output, labels=labels, positive=None)
+    parameters = int(model.count_params())
+    if parameters != spec.parameters:
+        changes["parameters"] = parameters
+    return spec.replace(**changes) if changes else spec
+
+
+def _is_spec_name(value: Any) -> bool:
+    return isinstance(value, str) and value in SPECS
+
+
+def spec_for_build(arch: str, weights_arguments: dict[str, Any], model: keras.Model) -> ModelSpec | None:
+    """The spec of a model a builder just made: the published model whose weights arguments it was called with
+    (a weights file given by path counts as the architecture's own spec), adapted to the model's shapes."""
+    wanted = {k: (v if _is_spec_name(v) else None) for k, v in weights_arguments.items()}
+    for name in [*SPECS.names(f"{arch}.*"), arch]:
+        spec = SPECS.get(name)
+        if all(spec.builder_kwargs.get(k) == v for k, v in wanted.items()):
+            return adapt_spec(spec, model)
+    return None
+
+
+def register_model(name: str | None = None, **meta: Any) -> Callable:
+    """Decorator for a paper's builder: registers it (:func:`cxrzoo.spec.register_architecture`; the name defaults
+    to the builder's without ``build_``) and makes the models it returns carry their spec, so
+    ``cxrzoo.build_cxrnet()`` is guarded like ``cxrzoo.create_model("cxrnet")``."""
+
+    def decorate(builder: Callable) -> Callable:
+        arch = name or builder.__name__.removeprefix("build_")
+        parameters = inspect.signature(builder).parameters
+        defaults = {k: parameters[k].default for k in _WEIGHTS_ARGUMENTS if k in parameters}
+
+        @functools.wraps(builder)
+        def build(*args: Any, **kwargs: Any) -> keras.Model:
+            model = builder(*args, **kwargs)
+            if isinstance(model, SpecModel) or not isinstance(model, keras.Model):
+                return model
+            spec = spec_for_build(arch, {k: kwargs.get(k, v) for k, v in defaults.items()}, model)
+            return model if spec is None else attach_spec(model, spec)
+
+        register_architecture(arch, build, **meta)
+        return build
+
+    return decorate

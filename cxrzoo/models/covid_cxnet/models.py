@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from cxrzoo.nn.blocks import classifier_top, make_input
-from cxrzoo.spec import register_model
+from cxrzoo.nn.model import register_model
 from cxrzoo.weights.loading import (
     assign_by_order,
     is_legacy_h5,

@@ -35,7 +35,7 @@ import tensorflow as tf
 from keras import ops
 
 from cxrzoo.nn.blocks import make_input
-from cxrzoo.spec import register_model
+from cxrzoo.nn.model import register_model
 from cxrzoo.weights.loading import load_weights
 
 ARCH = "bone_suppression"

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import keras
 
 from cxrzoo.nn.blocks import classifier_top, make_input
-from cxrzoo.spec import register_model
+from cxrzoo.nn.model import register_model
 from cxrzoo.weights.loading import load_weights
 
 ARCH = "covid_xnet"

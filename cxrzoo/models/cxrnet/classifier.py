@@ -33,8 +33,8 @@ import numpy as np
 from cxrzoo.models.cxrnet.layers import AxisAttention, LungMaskGate, MinMaxRescale, SelectChannel, Threshold
 from cxrzoo.models.cxrnet.preprocessing import CXRNET_MEAN, CXRNET_STD
 from cxrzoo.models.cxrnet.res_cr_net import LEAKY_SLOPE, _k2, build_res_cr_net, conv_res_block
+from cxrzoo.nn.model import register_model
 from cxrzoo.nn.scattering import Scattering2D
-from cxrzoo.spec import register_model
 from cxrzoo.weights.loading import (
     assign_by_name,
     is_legacy_h5,

@@ -27,7 +27,7 @@ import keras
 
 from cxrzoo.models.cxrnet.layers import SeparableConv2D
 from cxrzoo.nn.layers import ExpandDims, ReduceSum
-from cxrzoo.spec import register_model
+from cxrzoo.nn.model import register_model
 from cxrzoo.weights.loading import load_default, load_weights
 
 LEAKY_SLOPE = 0.1

@@ -12,7 +12,8 @@ import keras
 from cxrzoo.models.infection_detector.segmentation import build_segmentation_model
 from cxrzoo.nn.backbones import CLASSIFIER_CAM_LAYER, ENCODERS, build_backbone_classifier
 from cxrzoo.nn.blocks import make_input
-from cxrzoo.spec import register_architecture, register_model
+from cxrzoo.nn.model import register_model
+from cxrzoo.spec import register_architecture
 from cxrzoo.weights.loading import load_weights
 
 

@@ -25,7 +25,7 @@ import keras
 
 from cxrzoo.nn.backbones import build_backbone_classifier, inception_conv, torch_conv
 from cxrzoo.nn.blocks import CLASSIFIER_ACTIVATIONS, classifier_top, dense_predictions, make_input
-from cxrzoo.spec import register_model
+from cxrzoo.nn.model import register_model
 from cxrzoo.weights.loading import load_weights
 
 AUX_LOSS_WEIGHT = 0.3  # weight of InceptionV3's auxiliary loss in the paper (after Szegedy et al.)
