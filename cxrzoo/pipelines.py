@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import cv2
@@ -25,47 +24,28 @@ import keras
 import numpy as np
 
 from cxrzoo.nn.model import InputContractError
-from cxrzoo.preprocessing.io import read_image
+from cxrzoo.preprocessing.images import PATH_TYPES, image_list, load_image
 from cxrzoo.preprocessing.lungs import split_lungs
 from cxrzoo.preprocessing.recipes import Recipe, recipe
 from cxrzoo.registry import create_model
 from cxrzoo.spec import SPECS, ModelSpec
 
-_PATH_TYPES = (str, os.PathLike, bytes, bytearray)
-
 
 def _as_items(images) -> list:
-    if isinstance(images, _PATH_TYPES):
-        return [images]
-    if isinstance(images, np.ndarray):
-        if images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4)):
-            return [images]
-        if images.ndim in (3, 4):
-            return list(images)
-        raise InputContractError(
-            f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape {images.shape}"
-        )
-    if isinstance(images, (list, tuple)):
-        if not images:
-            raise ValueError("images is an empty list")
-        return list(images)
-    raise TypeError(f"images must be a path, an array, or a list of them; got {type(images).__name__}")
+    try:
+        return image_list(images)[0]
+    except ValueError as err:
+        raise InputContractError(str(err)) from None
 
 
 def _load(item) -> np.ndarray:
-    """One image as an array at full depth (paths are read with ``native_depth=True``)."""
-    if isinstance(item, _PATH_TYPES):
-        return read_image(item, native_depth=True)
-    array = np.asarray(item)
-    if array.dtype.kind not in "uif":
-        raise InputContractError(f"an image array must be numeric, got dtype {array.dtype}")
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim not in (2, 3) or array.size == 0:
-        raise InputContractError(f"an image must be (H, W), (H, W, 1) or (H, W, 3|4), got shape {array.shape}")
-    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise InputContractError("an image contains NaN or infinite values")
-    return array
+    """One image at full depth (a pipeline's recipe does the rest, colour included)."""
+    try:
+        return load_image(item, native_depth=True, gray=False)
+    except ValueError as err:
+        if isinstance(item, PATH_TYPES):
+            raise
+        raise InputContractError(str(err)) from None
 
 
 def _resize_back(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -95,8 +75,8 @@ class Pipeline:
     def __init__(self, model: keras.Model, spec: ModelSpec, *, batch_size: int = 8):
         if spec.recipe is None:
             raise ValueError(
-                f"{spec.name!r} takes {spec.input.description}, not an image: there is no image "
-                "pipeline for it; see its model card"
+                f"there is no image pipeline for {spec.name!r} ({spec.description}): it has no preparation recipe; "
+                f"its input is {spec.input.description}; see its model card"
             )
         if spec.task not in ("classification", "segmentation"):
             raise ValueError(f"{spec.name!r} is a {spec.task} model; pipelines cover classification and segmentation")

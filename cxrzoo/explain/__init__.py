@@ -17,5 +17,7 @@ _MOVED = {"cxrnet_heatmaps": "cxrzoo.models.cxrnet", "cxrnet_figure": "cxrzoo.mo
 def __getattr__(name: str):
     if name in _MOVED:
         warnings.warn(f"cxrzoo.explain.{name} moved to {_MOVED[name]}.{name}", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(_MOVED[name]), name)
+        value = getattr(importlib.import_module(_MOVED[name]), name)
+        globals()[name] = value  # once: ``from ... import name`` looks a name up twice
+        return value
     raise AttributeError(f"module 'cxrzoo.explain' has no attribute {name!r}")

@@ -7,7 +7,7 @@ first (:func:`check_input`), because the mistakes they catch give plausible numb
 scaled by 1/255 scores exactly [0.5, 0.5]; Res-CR-Net run at another size than its weights were trained at segments
 badly (lung Dice 0.15-0.30 at 1024×1024 instead of 0.88-0.91).
 
-What is checked, and whether it raises or warns (docs/models/index.md):
+What is checked, and whether it raises or warns (docs/architecture.md):
 
 - shape (rank, channels, a fixed height/width) and dtype: :class:`InputContractError` (a ValueError), with the fix;
 - NaN or infinite values: :class:`InputContractError`;

@@ -20,7 +20,17 @@ from cxrzoo.preprocessing.histogram import (
     match_histogram,
     matching_lut,
 )
-from cxrzoo.preprocessing.io import MAX_PIXELS, ImageReadError, png_decoder, read_image
+from cxrzoo.preprocessing.io import (
+    MAX_ASPECT,
+    MAX_PIXEL_BYTES,
+    MAX_PIXELS,
+    MIN_SIDE,
+    ImageReadError,
+    ImageShapeError,
+    ImageTooLargeError,
+    png_decoder,
+    read_image,
+)
 from cxrzoo.preprocessing.lungs import as_binary_mask, crop_to_lungs, lung_box, split_lungs
 from cxrzoo.preprocessing.recipes import (
     IMAGENET_MEAN,
@@ -35,10 +45,15 @@ from cxrzoo.preprocessing.recipes import (
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MAX_ASPECT",
     "MAX_PIXELS",
+    "MAX_PIXEL_BYTES",
+    "MIN_SIDE",
     "RESIZE_METHODS",
     "THREE_CHANNEL_SCHEMES",
     "ImageReadError",
+    "ImageShapeError",
+    "ImageTooLargeError",
     "Recipe",
     "Step",
     "as_binary_mask",
@@ -85,5 +100,7 @@ def __getattr__(name: str):
             DeprecationWarning,
             stacklevel=2,
         )
-        return getattr(importlib.import_module(_MOVED[name]), name)
+        value = getattr(importlib.import_module(_MOVED[name]), name)
+        globals()[name] = value  # once: ``from ... import name`` looks a name up twice
+        return value
     raise AttributeError(f"module 'cxrzoo.preprocessing' has no attribute {name!r}")

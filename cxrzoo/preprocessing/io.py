@@ -90,7 +90,7 @@ def read_image(
             holding encoded bytes (e.g. ``tf.io.read_file(path)``; the result is then a ``uint8`` tensor).
         native_depth: return the stored bit depth instead of ``uint8``: ``uint8`` for 8-bit files, ``uint16`` for
             16-bit PNG/TIFF, ``float32`` for DICOM (after the modality and VOI transforms). Use it to hand
-            full-precision data to :func:`cxrzoo.preprocessing.prepare_cxrnet_input`, whose min-max scaling works
+            full-precision data to :func:`cxrzoo.models.cxrnet.prepare_cxrnet_input`, whose min-max scaling works
             on >= 8-bit data like the CXR-Net authors'.
         max_pixels: images with more pixels than this (per frame) are refused before decoding (default
             :data:`MAX_PIXELS`).

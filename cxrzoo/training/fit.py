@@ -224,6 +224,12 @@ def _class_weight(spec, train, model, task):
     return class_weights(_class_ids(prepare_labels(train[1], model)))
 
 
+def _check_task(rec: TrainingRecipe, task: str) -> TrainingRecipe:
+    if rec.task != task:
+        raise ValueError(f"recipe {rec.name!r} is a {rec.task} recipe; this function trains {task} models")
+    return rec
+
+
 def _recipe_of(model, task: str) -> str:
     """The training recipe named by the model's spec (or by the spec of the architecture it is named after)."""
     spec = spec_of(model)
@@ -268,13 +274,13 @@ def _fit(
 ):
     if loop not in ("auto", "keras", "custom"):
         raise ValueError(f"loop must be 'auto', 'keras' or 'custom', got {loop!r}")
+    if recipe is not None:  # a wrong recipe is reported before any model is built
+        _check_task(training_recipe(recipe), task)
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     strategy = strategy or default_strategy()
     model = build_in_scope(model, strategy)
-    rec = training_recipe(_recipe_of(model, task) if recipe is None else recipe)
-    if rec.task != task:
-        raise ValueError(f"recipe {rec.name!r} is a {rec.task} recipe; this function trains {task} models")
+    rec = _check_task(training_recipe(_recipe_of(model, task) if recipe is None else recipe), task)
     rec = rec.replace(
         epochs=int(_resolve(epochs, rec.epochs)),
         batch_size=int(_resolve(batch_size, rec.batch_size)),

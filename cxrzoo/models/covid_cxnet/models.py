@@ -287,14 +287,14 @@ def build_covid_cxnet_lung_unet(
         name: model name.
 
     Input contract (as COVID-CXNet ran it): the 8-bit image after local histogram equalization with a disk of
-    radius 40, **unscaled** 0..255 float32 (see :func:`cxrzoo.preprocessing.covid_cxnet_lung_mask`).
+    radius 40, **unscaled** 0..255 float32 (see :func:`cxrzoo.models.covid_cxnet.covid_cxnet_lung_mask`).
 
     Returns:
         A ``keras.Model`` (B, H, W, 1) → (B, H, W, 1) sigmoid lung map; 7,759,521 parameters.
 
     Example:
         >>> unet = cxrzoo.build_covid_cxnet_lung_unet()
-        >>> p = cxrzoo.preprocessing.covid_cxnet_lung_mask(image_320, unet)
+        >>> p = cxrzoo.models.covid_cxnet.covid_cxnet_lung_mask(image_320, unet)
     """
     inputs = make_input(input_tensor, input_shape)
     levels = len(filters)

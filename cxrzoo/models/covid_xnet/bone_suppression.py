@@ -19,7 +19,7 @@ convolution outputs the exact shape of the matching encoder input, as the author
 input size works (the author ran 1024×1024; sizes divisible by 8 avoid ragged borders).
 
 The output is the last ReLU: non-negative and unbounded above. The author's tool min-max rescaled it to 8 bits
-when saving; :func:`cxrzoo.preprocessing.suppress_bones` does that, and handles polarity (the network was trained
+when saving; :func:`cxrzoo.models.covid_xnet.suppress_bones` does that, and handles polarity (the network was trained
 on intensity-inverted radiographs, lungs bright).
 """
 
@@ -202,7 +202,7 @@ def build_bone_suppression(
 
     Returns:
         A ``keras.Model`` (B, H, W, 1) → (B, H, W, 1), ReLU output (unbounded above; min-max rescale it, as
-        :func:`cxrzoo.preprocessing.suppress_bones` does). 64,400 parameters with the published configuration.
+        :func:`cxrzoo.models.covid_xnet.suppress_bones` does). 64,400 parameters with the published configuration.
 
     Example:
         >>> model = cxrzoo.build_bone_suppression(weights="bone_suppression.jsrt_v2")

@@ -25,7 +25,7 @@ register_spec(
     )
 )
 
-_BONES_INPUT = "8-bit gray / 255 with inverted polarity (lungs bright); sizes divisible by 8"
+_BONES_INPUT = "8-bit gray / 255 with inverted polarity (lungs bright), any size (the author ran 1024×1024)"
 for _name, _weights in (("bone_suppression", ()), ("bone_suppression.jsrt_v2", ("bone_suppression.jsrt_v2",))):
     register_spec(
         ModelSpec(

@@ -22,6 +22,7 @@ import weakref
 import numpy as np
 
 from cxrzoo.models.cxrnet.layers import native_dilation, xla_depthwise
+from cxrzoo.nn.model import check_input, spec_of
 from cxrzoo.nn.rewrite import fold_batch_norm, polyphase_dilated
 
 __all__ = ["cxrnet_figure", "cxrnet_heatmaps"]
@@ -175,6 +176,10 @@ def _normalize(cam: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
 
 def _as_batch(model, images):
+    spec = spec_of(model)
+    if spec is not None and getattr(model, "check_inputs", True) and isinstance(images, np.ndarray):
+        # the same contract as model.predict: x / 255 is an error here too, not "no lung found"
+        check_input(spec, images if images.ndim == 4 else images[..., None], where="the images")
     if isinstance(model.output, dict):
         x = np.asarray(images)
         if x.ndim == 3:

@@ -37,8 +37,9 @@ def _module1(name: str, weights: tuple[str, ...] = (), description: str = "") ->
     )
 
 
-def _classifier_output() -> OutputSpec:
-    return OutputSpec("probabilities", LABELS, "softmax", key="probabilities", positive="covid", threshold=0.5)
+def _classifier_output(key: str | None) -> OutputSpec:
+    # the end-to-end model returns a dict (probabilities, logits, maps, masks); Module 2 alone returns a tensor
+    return OutputSpec("probabilities", LABELS, "softmax", key=key, positive="covid", threshold=0.5)
 
 
 register_spec(_module1("res_cr_net", description="Res-CR-Net lung segmenter (CXR-Net Module 1), random init"))
@@ -119,7 +120,7 @@ for _name, _weights in (
             paper="cxrnet",
             task="classification",
             input=_X_INPUT,
-            output=_classifier_output(),
+            output=_classifier_output(None),
             recipe="cxrnet",
             recipe_options={"module": 2},
             builder_kwargs={"weights": _weights[0] if _weights else None},
@@ -138,37 +139,31 @@ _END_TO_END_INPUT = InputSpec(
     trained_size=CXRNET_SIZE,
     description=f"{_PREPARED}, as float32 0..255 (cxrzoo.prepare_cxrnet_input)",
 )
-register_spec(
-    ModelSpec(
-        name="cxrnet",
-        arch="cxrnet",
-        paper="cxrnet",
-        task="classification",
-        input=_END_TO_END_INPUT,
-        output=_classifier_output(),
-        recipe="cxrnet",
-        recipe_options={"module": "end_to_end"},
-        builder_kwargs={"weights": None, "segmenter_weights": None},
-        cam_layer="feature_map",
-        parameters=182_743,
-        description="end-to-end CXR-Net (Module 1 + gate + Module 2 in one model), random init",
-    )
-)
-register_spec(
-    ModelSpec(
-        name="cxrnet.hfhs_v7",
-        arch="cxrnet",
-        paper="cxrnet",
-        task="classification",
-        input=_END_TO_END_INPUT,
-        output=_classifier_output(),
-        recipe="cxrnet",
-        recipe_options={"module": "end_to_end"},
-        builder_kwargs={"weights": "cxrnet_classifier.hfhs_ensemble6", "segmenter_weights": "res_cr_net.v7_lungs"},
-        weights=("cxrnet_classifier.hfhs_ensemble6", "res_cr_net.v7_lungs"),
-        cam_layer="feature_map",
-        parameters=182_743,
-        description="the authors' CXR-Net: Module 1 trained on V7 and the six-member Module 2 ensemble (HFHS data)",
+_PUBLISHED = ("cxrnet_classifier.hfhs_ensemble6", "res_cr_net.v7_lungs")  # the files the authors' inference ran
+for _name, _weights, _description in (
+    ("cxrnet", (), "end-to-end CXR-Net (Module 1 + gate + Module 2 in one model), random init"),
+    (
+        "cxrnet.hfhs_v7",
+        _PUBLISHED,
+        "the authors' CXR-Net: Module 1 trained on V7 and the six-member Module 2 ensemble (HFHS data)",
     ),
-    default=True,
-)
+):
+    register_spec(
+        ModelSpec(
+            name=_name,
+            arch="cxrnet",
+            paper="cxrnet",
+            task="classification",
+            input=_END_TO_END_INPUT,
+            output=_classifier_output("probabilities"),
+            recipe="cxrnet",
+            recipe_options={"module": "end_to_end"},
+            builder_kwargs=dict(zip(("weights", "segmenter_weights"), _weights or (None, None))),
+            weights=_weights,
+            cam_layer="feature_map",
+            parameters=182_743,
+            description=_description,
+        ),
+        default=bool(_weights),
+    )
+del _name, _weights, _description

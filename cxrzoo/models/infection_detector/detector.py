@@ -27,7 +27,6 @@ files are given.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,9 +37,8 @@ from scipy import ndimage
 from cxrzoo.explain.cam import ScoreCAM
 from cxrzoo.models.infection_detector.classifiers import build_infection_detector_models
 from cxrzoo.nn.model import spec_of
-from cxrzoo.preprocessing.enhance import to_gray
 from cxrzoo.preprocessing.geometry import resize
-from cxrzoo.preprocessing.io import read_image
+from cxrzoo.preprocessing.images import image_list, load_image
 from cxrzoo.preprocessing.lungs import as_binary_mask as _binary
 from cxrzoo.preprocessing.lungs import split_lungs
 from cxrzoo.preprocessing.recipes import recipe
@@ -357,45 +355,11 @@ class InfectionDetector:
 
     # ------------------------------------------------------------------------------------------------ inputs
 
-    @staticmethod
-    def _as_list(images) -> tuple[list, bool]:
-        if isinstance(images, (str, os.PathLike, bytes)):
-            return [images], True
-        if isinstance(images, np.ndarray):
-            single = images.ndim == 2 or (images.ndim == 3 and images.shape[-1] in (1, 3, 4))
-            if single:
-                return [images], True
-            if images.ndim not in (3, 4):
-                raise ValueError(
-                    f"images must be one (H, W[, C]) image or an (N, H, W[, C]) batch, got shape {images.shape}"
-                )
-            return list(images), False
-        if isinstance(images, (list, tuple)):
-            if not images:
-                raise ValueError("images is an empty list")
-            return list(images), False
-        raise TypeError(f"images must be a path, an array or a list of them, got {type(images).__name__}")
-
-    @staticmethod
-    def _gray(image) -> np.ndarray:
-        if isinstance(image, (str, os.PathLike, bytes)):
-            return read_image(image)
-        array = np.asarray(image)
-        if array.ndim == 3 and array.shape[-1] == 1:
-            array = array[..., 0]
-        elif array.ndim == 3:
-            array = to_gray(array)
-        if array.ndim != 2 or array.size == 0:
-            raise ValueError(f"each image must be (H, W), (H, W, 1) or (H, W, 3|4), got shape {np.shape(image)}")
-        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
-            raise ValueError("an image contains NaN or infinite values")
-        return array
-
     # ------------------------------------------------------------------------------------------------ stages
 
     def segment(self, images) -> tuple[np.ndarray, np.ndarray]:
         """Lung and infection foreground probabilities, (N, h, w) each at its segmenter's input size."""
-        grays = [self._gray(im) for im in self._as_list(images)[0]]
+        grays = [load_image(im) for im in image_list(images)[0]]
         lung_prep, infection_prep = self._recipes
         batch = np.stack([lung_prep(g) for g in grays])
         if self._parallel is not None:
@@ -413,8 +377,8 @@ class InfectionDetector:
         )
 
     def __call__(self, images, *, explain: bool = False):
-        items, single = self._as_list(images)
-        grays = [self._gray(im) for im in items]
+        items, single = image_list(images)
+        grays = [load_image(im) for im in items]
         lung_p, infection_p = self.segment(grays)
         results = []
         for gray, lp, ip in zip(grays, lung_p, infection_p):
