@@ -18,7 +18,8 @@ Example::
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import keras
@@ -33,8 +34,13 @@ from cxrzoo.spec import SPECS, ModelSpec
 
 _PATH_TYPES = (str, os.PathLike, bytes, bytearray)
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
 
-def _as_items(images) -> list:
+    _Image: TypeAlias = str | os.PathLike | bytes | bytearray | np.ndarray  # a path, encoded bytes or an array
+
+
+def _as_items(images: _Image | Sequence[_Image]) -> list:
     if isinstance(images, _PATH_TYPES):
         return [images]
     if isinstance(images, np.ndarray):
@@ -52,7 +58,7 @@ def _as_items(images) -> list:
     raise TypeError(f"images must be a path, an array, or a list of them; got {type(images).__name__}")
 
 
-def _load(item) -> np.ndarray:
+def _load(item: _Image) -> np.ndarray:
     """One image as an array at full depth (paths are read with ``native_depth=True``)."""
     if isinstance(item, _PATH_TYPES):
         return read_image(item, native_depth=True)
@@ -110,7 +116,7 @@ class Pipeline:
     def __repr__(self) -> str:
         return f"Pipeline({self.spec.name!r}, labels={list(self.spec.output.labels)}, recipe={self.recipe.name!r})"
 
-    def preprocess(self, images) -> np.ndarray:
+    def preprocess(self, images: _Image | Sequence[_Image]) -> np.ndarray:
         """The model's input batch, float32 (N, H, W, C), for paths or arrays of any size and depth."""
         return np.stack([self.recipe.prepare(_load(item))[0] for item in _as_items(images)])
 
@@ -122,7 +128,7 @@ class Pipeline:
             out = out[0]
         return np.asarray(out, np.float32)
 
-    def predict(self, images) -> list[dict[str, Any]]:
+    def predict(self, images: _Image | Sequence[_Image]) -> list[dict[str, Any]]:
         """One result dict per image, in input order.
 
         Classification: ``probabilities`` ({label: p}), ``label`` (the most probable one) and, for a binary
@@ -181,7 +187,9 @@ def pipeline(name: str, *, model: keras.Model | None = None, batch_size: int = 8
     return Pipeline(model, spec, batch_size=batch_size)
 
 
-def segment_lungs(images, *, weights: str = "res_cr_net.v7_lungs", batch_size: int = 8) -> list[dict[str, Any]]:
+def segment_lungs(
+    images: _Image | Sequence[_Image], *, weights: str = "res_cr_net.v7_lungs", batch_size: int = 8
+) -> list[dict[str, Any]]:
     """Lung masks at each image's original size, with per-lung areas.
 
     The images go through the model's own preparation (Res-CR-Net: 300×340, equalized), the lung probability is

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import inspect
-from typing import Any
+from typing import Any, TypeVar
 
 import keras
 
@@ -28,6 +28,8 @@ from cxrzoo.preprocessing.recipes import RECIPES
 from cxrzoo.spec import ARCHITECTURES, SPECS, Architecture, ModelSpec
 from cxrzoo.weights.loading import looks_like_path
 from cxrzoo.weights.manifest import list_weights as _manifest_tags
+
+_T = TypeVar("_T")
 
 #: ``weights=`` value that loads an architecture's default published weights (as keras.applications' "imagenet").
 DEFAULT = "default"
@@ -188,5 +190,5 @@ def _adapted(spec: ModelSpec, model: keras.Model) -> ModelSpec:
     return spec.replace(**changes)
 
 
-def _replace(obj, **changes):
+def _replace(obj: _T, **changes: Any) -> _T:
     return dataclasses.replace(obj, **changes)

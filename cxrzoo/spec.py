@@ -19,12 +19,14 @@ import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from cxrzoo.catalog import Catalog
 
 TASKS = ("segmentation", "classification", "image", "features")
 OUTPUT_KINDS = ("probabilities", "logits", "mask", "image", "features")
+
+_Builder = TypeVar("_Builder", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class ModelSpec:
         return cls(input=InputSpec(**inp), output=OutputSpec(**out), **data)
 
 
-def _tuples(value):
+def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
@@ -205,10 +207,10 @@ def register_architecture(
     return ARCHITECTURES.register(name, arch)
 
 
-def register_model(name: str | None = None, **meta: Any):
+def register_model(name: str | None = None, **meta: Any) -> Callable[[_Builder], _Builder]:
     """Decorator form of :func:`register_architecture`; the name defaults to the builder's without ``build_``."""
 
-    def decorate(builder):
+    def decorate(builder: _Builder) -> _Builder:
         register_architecture(name or builder.__name__.removeprefix("build_"), builder, **meta)
         return builder
 
