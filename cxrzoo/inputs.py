@@ -18,7 +18,10 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    import h5py
 
 __all__ = [
     "ENV_MAX_FILE_BYTES",
@@ -92,7 +95,7 @@ def open_regular_file(
     max_bytes: int | None = None,
     error: type[Exception] = InputFileError,
     too_large: type[Exception] = InputTooLargeError,
-):
+) -> BinaryIO:
     """Opens ``path`` for binary reading if it is a regular file no larger than the cap; returns the file object.
 
     Raises ``FileNotFoundError`` (missing), ``IsADirectoryError`` (a folder), ``error`` (FIFO, socket, device) or
@@ -203,7 +206,7 @@ def check_hdf5_tree(
                     )
 
 
-def _declared_bytes(dataset) -> int:
+def _declared_bytes(dataset: h5py.Dataset) -> int:
     """Bytes the dataset would occupy once read (its shape times its item size); 0 for null dataspaces."""
     shape = dataset.shape
     if shape is None:

@@ -23,10 +23,19 @@ loss value and its gradients those of the single-device global batch (see :func:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import ops
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import numpy.typing as npt
+    import tensorflow as tf
+
+    TensorLike: TypeAlias = tf.Tensor | npt.ArrayLike  # what keras.ops.convert_to_tensor accepts
 
 __all__ = [
     "DiceCoefficient",
@@ -49,7 +58,7 @@ BORDER_LOW, BORDER_HIGH, BORDER_BOOST = 0.005, 0.995, 2.0
 SMOOTH = 1.0  # the authors' smoothing for the contour mode
 
 
-def replica_sum(x):
+def replica_sum(x: tf.Tensor) -> tf.Tensor:
     """Sum of ``x`` over the replicas of the current ``tf.distribute`` strategy (``x`` itself with one replica).
 
     Differentiable: the gradient of an all-reduced sum is the all-reduced sum of the gradients, so a loss built from
@@ -79,14 +88,14 @@ def contour_window(height: int, width: int) -> int:
     return 41
 
 
-def _check_segmentation(y_true, y_pred=None):
+def _check_segmentation(y_true: tf.Tensor, y_pred: tf.Tensor | None = None) -> None:
     if len(y_true.shape) != 4:
         raise ValueError(f"segmentation labels must be (B, H, W, C), got shape {tuple(y_true.shape)}")
     if y_pred is not None and tuple(y_pred.shape)[1:] != tuple(y_true.shape)[1:]:
         raise ValueError(f"y_true {tuple(y_true.shape)} and y_pred {tuple(y_pred.shape)} shapes differ")
 
 
-def contour_weights(y_true, *, window: int | None = None):
+def contour_weights(y_true: TensorLike, *, window: int | None = None) -> tf.Tensor:
     """CXR-Net's contour-aware weight map for ``y_true`` (B, H, W, C), same shape, mean of the unsquared map 1.
 
     Each class channel is average-pooled with a ``window``×``window`` box (stride 1, 'same' padding that averages
@@ -112,7 +121,9 @@ def contour_weights(y_true, *, window: int | None = None):
     return ops.square(weights)
 
 
-def _weights_with_samples(weights, sample_weight, y_true):
+def _weights_with_samples(
+    weights: tf.Tensor | None, sample_weight: TensorLike | None, y_true: tf.Tensor
+) -> tf.Tensor | None:
     """Folds per-image ``sample_weight`` (B,) into the pixel weights (None means all ones)."""
     if sample_weight is None:
         return weights
@@ -121,7 +132,14 @@ def _weights_with_samples(weights, sample_weight, y_true):
     return base * sample_weight
 
 
-def tanimoto_coefficient(y_true, y_pred, weights=None, *, smooth: float = SMOOTH, complement: bool = True):
+def tanimoto_coefficient(
+    y_true: TensorLike,
+    y_pred: TensorLike,
+    weights: TensorLike | None = None,
+    *,
+    smooth: float = SMOOTH,
+    complement: bool = True,
+) -> tf.Tensor:
     """Tanimoto coefficient of CXR-Net (with its complement by default), one scalar over the whole batch.
 
     ``T = (Σ w·y·p + s) / (Σ w·(y² + p² − y·p) + s)``; with ``complement`` the same with ``y → 1−y, p → 1−p`` is
@@ -133,7 +151,7 @@ def tanimoto_coefficient(y_true, y_pred, weights=None, *, smooth: float = SMOOTH
     _check_segmentation(y_true, y_pred)
     w = ops.ones_like(y_true) if weights is None else ops.cast(weights, "float32")
 
-    def ratio(y, p):
+    def ratio(y: tf.Tensor, p: tf.Tensor) -> tf.Tensor:
         inter = replica_sum(ops.sum(w * y * p))
         union = replica_sum(ops.sum(w * (ops.square(y) + ops.square(p) - y * p)))
         return (inter + smooth) / (union + smooth)
@@ -144,13 +162,22 @@ def tanimoto_coefficient(y_true, y_pred, weights=None, *, smooth: float = SMOOTH
     return 0.5 * (direct + ratio(1.0 - y_true, 1.0 - y_pred))
 
 
-def weighted_tanimoto(y_true, y_pred, *, smooth: float = SMOOTH, window: int | None = None, sample_weight=None):
+def weighted_tanimoto(
+    y_true: TensorLike,
+    y_pred: TensorLike,
+    *,
+    smooth: float = SMOOTH,
+    window: int | None = None,
+    sample_weight: TensorLike | None = None,
+) -> tf.Tensor:
     """CXR-Net's ``weighted_tani_loss``: ``1 − T`` with contour weights (:func:`contour_weights`), a scalar."""
     weights = _weights_with_samples(contour_weights(y_true, window=window), sample_weight, y_true)
     return 1.0 - tanimoto_coefficient(y_true, y_pred, weights, smooth=smooth)
 
 
-def dice_coefficient(y_true, y_pred, weights=None, *, smooth: float = SMOOTH):
+def dice_coefficient(
+    y_true: TensorLike, y_pred: TensorLike, weights: TensorLike | None = None, *, smooth: float = SMOOTH
+) -> tf.Tensor:
     """Soft Dice ``(2 Σ w·y·p + s) / (Σ w·y + Σ w·p + s)`` over the whole batch tensor (and replicas), a scalar.
 
     ``weights`` None gives the unweighted Dice CXR-Net reports; a weight map (e.g. :func:`contour_weights`) goes
@@ -173,7 +200,15 @@ class _GlobalBatchLoss(keras.losses.Loss):
 
     coefficient = None  # tanimoto_coefficient or dice_coefficient
 
-    def __init__(self, *, weighting: str | None, smooth: float, window: int | None, name: str, dtype=None):
+    def __init__(
+        self,
+        *,
+        weighting: str | None,
+        smooth: float,
+        window: int | None,
+        name: str,
+        dtype: str | keras.DTypePolicy | None = None,
+    ):
         if weighting not in ("contour", None):
             raise ValueError(f"weighting must be 'contour' or None, got {weighting!r}")
         super().__init__(name=name, reduction="sum_over_batch_size", dtype=dtype)
@@ -181,22 +216,22 @@ class _GlobalBatchLoss(keras.losses.Loss):
         self.smooth = float(smooth)
         self.window = None if window is None else int(window)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: TensorLike, y_pred: TensorLike, sample_weight: TensorLike | None = None) -> tf.Tensor:
         with keras.name_scope(self.name):
             y_true = ops.convert_to_tensor(y_true, dtype="float32")
             y_pred = ops.convert_to_tensor(y_pred, dtype="float32")
             value = self.global_value(y_true, y_pred, sample_weight)
             return ops.cast(value / float(_num_replicas()), self.dtype)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         return self.global_value(y_true, y_pred, None)
 
-    def global_value(self, y_true, y_pred, sample_weight):
+    def global_value(self, y_true: tf.Tensor, y_pred: tf.Tensor, sample_weight: TensorLike | None) -> tf.Tensor:
         weights = contour_weights(y_true, window=self.window) if self.weighting == "contour" else None
         weights = _weights_with_samples(weights, sample_weight, y_true)
         return 1.0 - type(self).coefficient(y_true, y_pred, weights, smooth=self.smooth)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "smooth": self.smooth, "weighting": self.weighting, "window": self.window}
 
 
@@ -227,7 +262,7 @@ class WeightedTanimotoLoss(_GlobalBatchLoss):
         smooth: float = SMOOTH,
         window: int | None = None,
         name: str = "weighted_tanimoto",
-        dtype=None,
+        dtype: str | keras.DTypePolicy | None = None,
     ):
         super().__init__(weighting=weighting, smooth=smooth, window=window, name=name, dtype=dtype)
 
@@ -251,12 +286,12 @@ class DiceLoss(_GlobalBatchLoss):
         smooth: float = SMOOTH,
         window: int | None = None,
         name: str = "dice_loss",
-        dtype=None,
+        dtype: str | keras.DTypePolicy | None = None,
     ):
         super().__init__(weighting=weighting, smooth=smooth, window=window, name=name, dtype=dtype)
 
 
-def _class_weight_vector(class_weight) -> list[float] | None:
+def _class_weight_vector(class_weight: Mapping[int, float] | Sequence[float] | None) -> list[float] | None:
     if class_weight is None:
         return None
     if isinstance(class_weight, Mapping):
@@ -277,12 +312,12 @@ class _Crossentropy(keras.losses.Loss):
     def __init__(
         self,
         *,
-        class_weight=None,
+        class_weight: Mapping[int, float] | Sequence[float] | None = None,
         label_smoothing: float = 0.0,
         from_logits: bool = False,
-        reduction="sum_over_batch_size",
-        name=None,
-        dtype=None,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = None,
+        dtype: str | keras.DTypePolicy | None = None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if not 0.0 <= float(label_smoothing) < 1.0:
@@ -291,7 +326,7 @@ class _Crossentropy(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
         self.from_logits = bool(from_logits)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
         if len(y_true.shape) == len(y_pred.shape) - 1:
             y_true = ops.expand_dims(y_true, -1)
@@ -319,7 +354,7 @@ class _Crossentropy(keras.losses.Loss):
             weight = ops.sum(ops.cast(y_true, values.dtype) * table, axis=-1)
         return values * weight
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "class_weight": self.class_weight,
@@ -342,13 +377,13 @@ class WeightedBinaryCrossentropy(_Crossentropy):
 
     def __init__(
         self,
-        class_weight=None,
+        class_weight: Mapping[int, float] | Sequence[float] | None = None,
         *,
         from_logits: bool = False,
         label_smoothing: float = 0.0,
-        reduction="sum_over_batch_size",
+        reduction: str | None = "sum_over_batch_size",
         name: str = "weighted_binary_crossentropy",
-        dtype=None,
+        dtype: str | keras.DTypePolicy | None = None,
     ):
         super().__init__(
             class_weight=class_weight,
@@ -359,7 +394,7 @@ class WeightedBinaryCrossentropy(_Crossentropy):
             dtype=dtype,
         )
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         if y_pred.shape[-1] != 1:
             raise ValueError(f"WeightedBinaryCrossentropy needs one output per sample (B, 1), got {y_pred.shape}")
         return super().call(y_true, y_pred)
@@ -383,11 +418,11 @@ class LabelSmoothingCrossentropy(_Crossentropy):
         self,
         label_smoothing: float = 0.1,
         *,
-        class_weight=None,
+        class_weight: Mapping[int, float] | Sequence[float] | None = None,
         from_logits: bool = False,
-        reduction="sum_over_batch_size",
+        reduction: str | None = "sum_over_batch_size",
         name: str = "label_smoothing_crossentropy",
-        dtype=None,
+        dtype: str | keras.DTypePolicy | None = None,
     ):
         super().__init__(
             class_weight=class_weight,
@@ -409,8 +444,8 @@ class _PooledOverlap(keras.metrics.Metric):
         smooth: float = SMOOTH,
         threshold: float | None = None,
         class_id: int | None = None,
-        name=None,
-        dtype=None,
+        name: str | None = None,
+        dtype: str | keras.DTypePolicy | None = None,
     ):
         super().__init__(name=name, dtype=dtype)
         self.smooth = float(smooth)
@@ -423,7 +458,7 @@ class _PooledOverlap(keras.metrics.Metric):
 
     _n_sums = 2
 
-    def _prepare(self, y_true, y_pred):
+    def _prepare(self, y_true: TensorLike, y_pred: TensorLike) -> tuple[tf.Tensor, tf.Tensor]:
         y_true = ops.cast(y_true, "float32")
         y_pred = ops.cast(y_pred, "float32")
         if self.class_id is not None:
@@ -433,16 +468,16 @@ class _PooledOverlap(keras.metrics.Metric):
             y_pred = ops.cast(y_pred > self.threshold, "float32")
         return y_true, y_pred
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: TensorLike, y_pred: TensorLike, sample_weight: TensorLike | None = None) -> None:
         y_true, y_pred = self._prepare(y_true, y_pred)
         for var, value in zip(self.sums, self._batch_sums(y_true, y_pred)):
             var.assign_add(ops.cast(value, var.dtype))
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         for var in self.sums:
             var.assign(ops.zeros_like(var))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "smooth": self.smooth, "threshold": self.threshold, "class_id": self.class_id}
 
 
@@ -464,18 +499,18 @@ class TanimotoCoefficient(_PooledOverlap):
         threshold: float | None = None,
         class_id: int | None = None,
         name: str = "tanimoto",
-        dtype=None,
+        dtype: str | keras.DTypePolicy | None = None,
     ):
         super().__init__(smooth=smooth, threshold=threshold, class_id=class_id, name=name, dtype=dtype)
 
     @staticmethod
-    def _batch_sums(y, p):
-        def parts(a, b):
+    def _batch_sums(y: tf.Tensor, p: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        def parts(a: tf.Tensor, b: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             return ops.sum(a * b), ops.sum(ops.square(a) + ops.square(b) - a * b)
 
         return (*parts(y, p), *parts(1.0 - y, 1.0 - p))
 
-    def result(self):
+    def result(self) -> tf.Tensor:
         s = self.smooth
         inter_d, union_d, inter_c, union_c = self.sums
         return 0.5 * ((inter_d + s) / (union_d + s) + (inter_c + s) / (union_c + s))
@@ -496,14 +531,14 @@ class DiceCoefficient(_PooledOverlap):
         threshold: float | None = None,
         class_id: int | None = None,
         name: str = "dice",
-        dtype=None,
+        dtype: str | keras.DTypePolicy | None = None,
     ):
         super().__init__(smooth=smooth, threshold=threshold, class_id=class_id, name=name, dtype=dtype)
 
     @staticmethod
-    def _batch_sums(y, p):
+    def _batch_sums(y: tf.Tensor, p: tf.Tensor) -> tuple[tf.Tensor, ...]:
         return ops.sum(y * p), ops.sum(y) + ops.sum(p)
 
-    def result(self):
+    def result(self) -> tf.Tensor:
         inter, total = self.sums
         return (2.0 * inter + self.smooth) / (total + self.smooth)

@@ -23,9 +23,12 @@ both empty, which is ``empty`` (1.0 by default: nothing to find and nothing foun
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = [
     "ClassificationReport",
@@ -56,7 +59,7 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile; the thesis rounds it t
 # ----------------------------------------------------------------------------------------------- segmentation
 
 
-def _binary_masks(y_true, y_pred, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _binary_masks(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, P) boolean truth and prediction; (N, H, W[, 1]) inputs, predictions binarized with ``> threshold``."""
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
@@ -79,7 +82,9 @@ def _binary_masks(y_true, y_pred, threshold: float) -> tuple[np.ndarray, np.ndar
     return truth, pred
 
 
-def _pixel_counts(y_true, y_pred, threshold):
+def _pixel_counts(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     truth, pred = _binary_masks(y_true, y_pred, threshold)
     tp = np.sum(truth & pred, axis=1, dtype=np.int64)
     fp = np.sum(~truth & pred, axis=1, dtype=np.int64)
@@ -88,13 +93,15 @@ def _pixel_counts(y_true, y_pred, threshold):
     return tp, fp, fn, tn
 
 
-def _overlap(num, den, empty):
+def _overlap(num: npt.ArrayLike, den: npt.ArrayLike, empty: float) -> np.ndarray:
     num, den = np.asarray(num, float), np.asarray(den, float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), empty)
 
 
-def dice_score(y_true, y_pred, *, threshold: float = 0.5, per_image: bool = True, empty: float = 1.0):
+def dice_score(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, threshold: float = 0.5, per_image: bool = True, empty: float = 1.0
+) -> np.ndarray:
     """Dice ``2TP / (2TP + FP + FN)`` of binary masks (thesis eq. 11).
 
     Args:
@@ -110,7 +117,9 @@ def dice_score(y_true, y_pred, *, threshold: float = 0.5, per_image: bool = True
     return _overlap(2 * tp, 2 * tp + fp + fn, empty)
 
 
-def iou_score(y_true, y_pred, *, threshold: float = 0.5, per_image: bool = True, empty: float = 1.0):
+def iou_score(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, threshold: float = 0.5, per_image: bool = True, empty: float = 1.0
+) -> np.ndarray:
     """Intersection over union ``TP / (TP + FP + FN)`` (Jaccard, thesis eq. 10); arguments as :func:`dice_score`."""
     tp, fp, fn, _ = _pixel_counts(y_true, y_pred, threshold)
     if not per_image:
@@ -118,7 +127,9 @@ def iou_score(y_true, y_pred, *, threshold: float = 0.5, per_image: bool = True,
     return _overlap(tp, tp + fp + fn, empty)
 
 
-def pixel_accuracy(y_true, y_pred, *, threshold: float = 0.5, per_image: bool = True):
+def pixel_accuracy(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, threshold: float = 0.5, per_image: bool = True
+) -> np.ndarray | float:
     """Fraction of correctly classified pixels ``(TP + TN) / all`` (thesis eq. 9); arguments as :func:`dice_score`."""
     tp, fp, fn, tn = _pixel_counts(y_true, y_pred, threshold)
     if not per_image:
@@ -126,7 +137,9 @@ def pixel_accuracy(y_true, y_pred, *, threshold: float = 0.5, per_image: bool = 
     return (tp + tn) / (tp + tn + fp + fn)
 
 
-def segmentation_scores(y_true, y_pred, *, threshold: float = 0.5, empty: float = 1.0) -> dict:
+def segmentation_scores(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, threshold: float = 0.5, empty: float = 1.0
+) -> dict:
     """Dice, IoU and pixel accuracy per image (``"dice"`` … arrays), their means (``"mean_dice"`` …) and pooled
     over all pixels (``"pooled_dice"`` …), plus ``"n_images"``."""
     tp, fp, fn, tn = _pixel_counts(y_true, y_pred, threshold)
@@ -145,7 +158,7 @@ def segmentation_scores(y_true, y_pred, *, threshold: float = 0.5, empty: float 
 # ----------------------------------------------------------------------------------------------- classification
 
 
-def _labels(y, n_classes: int | None = None) -> np.ndarray:
+def _labels(y: npt.ArrayLike, n_classes: int | None = None) -> np.ndarray:
     """Integer labels (N,) from labels (N,) / (N, 1) or one-hot (N, C)."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
@@ -161,7 +174,7 @@ def _labels(y, n_classes: int | None = None) -> np.ndarray:
     return y
 
 
-def confusion_matrix(y_true, y_pred, *, n_classes: int | None = None) -> np.ndarray:
+def confusion_matrix(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, n_classes: int | None = None) -> np.ndarray:
     """(C, C) counts, rows = true class, columns = predicted class. Labels as integers (N,) or one-hot (N, C)."""
     t, p = _labels(y_true, n_classes), _labels(y_pred, n_classes)
     if t.shape != p.shape:
@@ -170,13 +183,13 @@ def confusion_matrix(y_true, y_pred, *, n_classes: int | None = None) -> np.ndar
     return np.bincount(t * n + p, minlength=n * n).reshape(n, n)
 
 
-def _ratio(num, den):
+def _ratio(num: npt.ArrayLike, den: npt.ArrayLike) -> np.ndarray:
     num, den = np.asarray(num, float), np.asarray(den, float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def per_class_metrics(cm) -> dict[str, np.ndarray]:
+def per_class_metrics(cm: npt.ArrayLike) -> dict[str, np.ndarray]:
     """One-vs-rest metrics of every class from a confusion matrix (thesis eqs. 12–16), arrays of length C.
 
     Keys: ``support`` (true cases per class), ``accuracy`` ((TP + TN)/N of the class-vs-rest problem),
@@ -201,7 +214,7 @@ def per_class_metrics(cm) -> dict[str, np.ndarray]:
     }
 
 
-def weighted_overall(values, support) -> float:
+def weighted_overall(values: npt.ArrayLike, support: npt.ArrayLike) -> float:
     """The thesis' overall value of a per-class metric: ``Σ n_i · metric_i / N`` (eq. 17), ``n_i`` the support."""
     values, support = np.asarray(values, float), np.asarray(support, float)
     if values.shape != support.shape:
@@ -211,14 +224,14 @@ def weighted_overall(values, support) -> float:
     return float(np.sum(np.where(support > 0, values, 0.0) * support) / support.sum())
 
 
-def _binary_cm(y_true, y_pred, positive: int) -> tuple[int, int, int, int]:
+def _binary_cm(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, positive: int) -> tuple[int, int, int, int]:
     t, p = _labels(y_true) == positive, _labels(y_pred) == positive
     if t.shape != p.shape:
         raise ValueError(f"y_true has {t.size} labels, y_pred {p.size}")
     return int(np.sum(t & p)), int(np.sum(~t & p)), int(np.sum(t & ~p)), int(np.sum(~t & ~p))
 
 
-def accuracy(y_true, y_pred) -> float:
+def accuracy(y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> float:
     """Fraction of cases whose predicted label equals the true label."""
     t, p = _labels(y_true), _labels(y_pred)
     if t.shape != p.shape:
@@ -226,36 +239,36 @@ def accuracy(y_true, y_pred) -> float:
     return float(np.mean(t == p)) if t.size else float("nan")
 
 
-def sensitivity(y_true, y_pred, *, positive: int = 1) -> float:
+def sensitivity(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, positive: int = 1) -> float:
     """TP / (TP + FN) for the ``positive`` class (recall, true-positive rate)."""
     tp, _, fn, _ = _binary_cm(y_true, y_pred, positive)
     return float(_ratio(tp, tp + fn))
 
 
-def specificity(y_true, y_pred, *, positive: int = 1) -> float:
+def specificity(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, positive: int = 1) -> float:
     """TN / (TN + FP): the sensitivity of the negative (every other) class."""
     _, fp, _, tn = _binary_cm(y_true, y_pred, positive)
     return float(_ratio(tn, tn + fp))
 
 
-def precision(y_true, y_pred, *, positive: int = 1) -> float:
+def precision(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, positive: int = 1) -> float:
     """TP / (TP + FP) for the ``positive`` class (positive predictive value)."""
     tp, fp, _, _ = _binary_cm(y_true, y_pred, positive)
     return float(_ratio(tp, tp + fp))
 
 
-def f1_score(y_true, y_pred, *, positive: int = 1) -> float:
+def f1_score(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, positive: int = 1) -> float:
     """2TP / (2TP + FP + FN), the harmonic mean of precision and sensitivity."""
     tp, fp, fn, _ = _binary_cm(y_true, y_pred, positive)
     return float(_ratio(2 * tp, 2 * tp + fp + fn))
 
 
-def balanced_accuracy(y_true, y_pred) -> float:
+def balanced_accuracy(y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> float:
     """Mean of the per-class sensitivities (binary: (sensitivity + specificity)/2, as COVID-XNet reports)."""
     return _balanced_from_cm(confusion_matrix(y_true, y_pred))
 
 
-def _binary_scores(y_true, y_score, positive):
+def _binary_scores(y_true: npt.ArrayLike, y_score: npt.ArrayLike, positive: int) -> tuple[np.ndarray, np.ndarray]:
     t = _labels(y_true) == positive
     s = np.asarray(y_score, dtype=float).reshape(-1)
     if s.shape != t.shape:
@@ -265,7 +278,9 @@ def _binary_scores(y_true, y_score, positive):
     return t, s
 
 
-def roc_curve(y_true, y_score, *, positive: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(
+    y_true: npt.ArrayLike, y_score: npt.ArrayLike, *, positive: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) of the ROC curve; ``thresholds`` decreasing, the first ``inf`` (nothing positive).
 
     A case is called positive when its score is ``>= threshold``. ``y_score`` (N,) is P(positive).
@@ -283,7 +298,7 @@ def roc_curve(y_true, y_score, *, positive: int = 1) -> tuple[np.ndarray, np.nda
     return fpr, tpr, np.r_[np.inf, s[last]]
 
 
-def roc_auc(y_true, y_score, *, positive: int = 1) -> float:
+def roc_auc(y_true: npt.ArrayLike, y_score: npt.ArrayLike, *, positive: int = 1) -> float:
     """Area under the ROC curve (the Mann–Whitney probability that a positive outscores a negative; ties 1/2)."""
     from scipy.stats import rankdata
 
@@ -298,7 +313,7 @@ def roc_auc(y_true, y_score, *, positive: int = 1) -> float:
 # ----------------------------------------------------------------------------------------------- intervals
 
 
-def thesis_ci(value, n, *, z: float = 1.96):
+def thesis_ci(value: npt.ArrayLike, n: npt.ArrayLike, *, z: float = 1.96) -> float | np.ndarray:
     """The thesis' 95% CI half-width ``r = z √(m (1 − m) / N)`` (its eq. 8; ``z`` = 1.96 as there).
 
     ``value`` is a proportion in [0, 1] (not a percentage), ``n`` the number of test cases; arrays broadcast.
@@ -317,11 +332,11 @@ def thesis_ci(value, n, *, z: float = 1.96):
 
 def bootstrap_ci(
     metric: Callable[..., float],
-    *arrays,
+    *arrays: npt.ArrayLike,
     n_resamples: int = 1000,
     level: float = 0.95,
     seed: int | None = 0,
-    groups=None,
+    groups: npt.ArrayLike | None = None,
 ) -> tuple[float, float, float]:
     """Percentile bootstrap CI of ``metric(*arrays)``: ``(estimate, low, high)``.
 
@@ -366,7 +381,14 @@ def bootstrap_ci(
     return estimate, float(low), float(high)
 
 
-def auc_ci(y_true, y_score, *, positive: int = 1, groups=None, level: float = 0.95) -> tuple[float, float, float]:
+def auc_ci(
+    y_true: npt.ArrayLike,
+    y_score: npt.ArrayLike,
+    *,
+    positive: int = 1,
+    groups: npt.ArrayLike | None = None,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
     """ROC AUC with a normal-approximation CI from DeLong's variance: ``(auc, low, high)``, clipped to [0, 1].
 
     With ``groups`` (patient or image ids) the variance is Obuchowski's clustered generalization of DeLong's
@@ -426,7 +448,7 @@ class ClassificationReport(NamedTuple):
 _REPORT_COLUMNS = ("accuracy", "precision", "sensitivity", "f1", "specificity", "auc")
 
 
-def _probabilities(y_prob, n_labels: int) -> np.ndarray:
+def _probabilities(y_prob: npt.ArrayLike, n_labels: int) -> np.ndarray:
     p = np.asarray(y_prob, dtype=float)
     if p.ndim == 1 or (p.ndim == 2 and p.shape[1] == 1):
         if n_labels != 2:
@@ -441,8 +463,8 @@ def _probabilities(y_prob, n_labels: int) -> np.ndarray:
 
 
 def classification_report(
-    y_true,
-    y_prob,
+    y_true: npt.ArrayLike,
+    y_prob: npt.ArrayLike,
     labels: Sequence[str],
     *,
     threshold: float | None = None,
@@ -493,7 +515,7 @@ def classification_report(
     else:
         pred = np.argmax(p, axis=1)
 
-    def rows(t_, p_, pred_):
+    def rows(t_: np.ndarray, p_: np.ndarray, pred_: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         per = per_class_metrics(confusion_matrix(t_, pred_, n_classes=k))
         auc = []
         for c in range(k):
@@ -519,8 +541,8 @@ def classification_report(
         _add_thesis_ci(metrics["overall"], n)
     elif ci == "bootstrap":
 
-        def stat(c, m):
-            def f(t_, p_, pred_):
+        def stat(c: int | None, m: str) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+            def f(t_: np.ndarray, p_: np.ndarray, pred_: np.ndarray) -> float:
                 per_, overall_ = rows(t_, p_, pred_)
                 return overall_[m] if c is None else per_[m][c]
 
@@ -541,7 +563,7 @@ def classification_report(
     return ClassificationReport(_format_table(metrics, labels, digits), metrics)
 
 
-def _balanced_from_cm(cm) -> float:
+def _balanced_from_cm(cm: npt.ArrayLike) -> float:
     """Mean per-class sensitivity of a confusion matrix (classes without cases left out)."""
     sens = per_class_metrics(cm)["sensitivity"]
     return float(np.nanmean(sens)) if np.isfinite(sens).any() else float("nan")
@@ -558,7 +580,7 @@ def _add_thesis_ci(row: dict, n: int) -> None:
 
 
 def _format_table(metrics: dict, labels: list[str], digits: int) -> str:
-    def cell(row, m):
+    def cell(row: dict, m: str) -> str:
         v = row[m]
         if np.isnan(v):
             return "n/a"

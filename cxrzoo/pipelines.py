@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -24,21 +25,21 @@ import keras
 import numpy as np
 
 from cxrzoo.nn.model import InputContractError
-from cxrzoo.preprocessing.images import PATH_TYPES, image_list, load_image
+from cxrzoo.preprocessing.images import PATH_TYPES, ImageInput, image_list, load_image
 from cxrzoo.preprocessing.lungs import split_lungs
 from cxrzoo.preprocessing.recipes import Recipe, recipe
 from cxrzoo.registry import create_model
 from cxrzoo.spec import SPECS, ModelSpec
 
 
-def _as_items(images) -> list:
+def _as_items(images: ImageInput | Sequence[ImageInput]) -> list:
     try:
         return image_list(images)[0]
     except ValueError as err:
         raise InputContractError(str(err)) from None
 
 
-def _load(item) -> np.ndarray:
+def _load(item: ImageInput) -> np.ndarray:
     """One image at full depth (a pipeline's recipe does the rest, colour included)."""
     try:
         return load_image(item, native_depth=True, gray=False)
@@ -90,7 +91,7 @@ class Pipeline:
     def __repr__(self) -> str:
         return f"Pipeline({self.spec.name!r}, labels={list(self.spec.output.labels)}, recipe={self.recipe.name!r})"
 
-    def preprocess(self, images) -> np.ndarray:
+    def preprocess(self, images: ImageInput | Sequence[ImageInput]) -> np.ndarray:
         """The model's input batch, float32 (N, H, W, C), for paths or arrays of any size and depth."""
         return np.stack([self.recipe.prepare(_load(item))[0] for item in _as_items(images)])
 
@@ -102,7 +103,7 @@ class Pipeline:
             out = out[0]
         return np.asarray(out, np.float32)
 
-    def predict(self, images) -> list[dict[str, Any]]:
+    def predict(self, images: ImageInput | Sequence[ImageInput]) -> list[dict[str, Any]]:
         """One result dict per image, in input order.
 
         Classification: ``probabilities`` ({label: p}), ``label`` (the most probable one) and, for a binary
@@ -161,7 +162,9 @@ def pipeline(name: str, *, model: keras.Model | None = None, batch_size: int = 8
     return Pipeline(model, spec, batch_size=batch_size)
 
 
-def segment_lungs(images, *, weights: str = "res_cr_net.v7_lungs", batch_size: int = 8) -> list[dict[str, Any]]:
+def segment_lungs(
+    images: ImageInput | Sequence[ImageInput], *, weights: str = "res_cr_net.v7_lungs", batch_size: int = 8
+) -> list[dict[str, Any]]:
     """Lung masks at each image's original size, with per-lung areas.
 
     The images go through the model's own preparation (Res-CR-Net: 300×340, equalized), the lung probability is

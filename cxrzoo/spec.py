@@ -147,7 +147,7 @@ class ModelSpec:
         return cls(input=InputSpec(**inp), output=OutputSpec(**out), **data)
 
 
-def _tuples(value):
+def _tuples(value: Any) -> Any:
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 

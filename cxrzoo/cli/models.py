@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("models", help="list the registered architectures")
     parser.add_argument("pattern", nargs="?", default="*", help="glob on the model name")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=_run)
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     from cxrzoo.registry import list_models, model_info
 
     for name in list_models(args.pattern):

@@ -14,8 +14,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from cxrzoo.catalog import Catalog
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import numpy.typing as npt
+    import tensorflow as tf
+
+    TensorLike: TypeAlias = tf.Tensor | npt.ArrayLike
 
 FILL_MODES = ("constant", "nearest", "reflect", "mirror", "wrap")
 
@@ -89,7 +99,14 @@ class Augmentation:
         """A copy with some fields changed, e.g. ``augmentation("covid_xnet").replace(shear=11.3)``."""
         return dataclasses.replace(self, **changes)
 
-    def __call__(self, image, masks=None, *, seed, mask_inputs=None):
+    def __call__(
+        self,
+        image: TensorLike,
+        masks: TensorLike | None = None,
+        *,
+        seed: TensorLike,
+        mask_inputs: TensorLike | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor | None]:
         """Augment one example: ``(image, masks, mask_inputs)`` → the same structure, transformed identically.
 
         Args:
@@ -116,7 +133,7 @@ def list_augmentations() -> list[str]:
     return PRESETS.names()
 
 
-def augmentation(name: str, **changes) -> Augmentation:
+def augmentation(name: str | Augmentation, **changes) -> Augmentation:
     """A paper's augmentation preset by name (see :data:`PRESETS` and docs/data.md), optionally with changes."""
     if isinstance(name, Augmentation):
         return name.replace(**changes) if changes else name
@@ -127,24 +144,26 @@ def augmentation(name: str, **changes) -> Augmentation:
 # ------------------------------------------------------------------------------------------------------ sampling
 
 
-def _uniform(tf, seed, low, high):
+def _uniform(tf: ModuleType, seed: tf.Tensor, low: float | tf.Tensor, high: float | tf.Tensor) -> tf.Tensor:
     return tf.random.stateless_uniform((), seed, low, high, dtype=tf.float32)
 
 
-def _bernoulli(tf, seed, p):
+def _bernoulli(tf: ModuleType, seed: tf.Tensor, p: float) -> tf.Tensor:
     if p <= 0.0:
         return tf.constant(False)
     return tf.random.stateless_uniform((), seed, dtype=tf.float32) < p
 
 
-def _matmul3(tf, *mats):
+def _matmul3(tf: ModuleType, *mats: tf.Tensor) -> tf.Tensor:
     out = mats[0]
     for m in mats[1:]:
         out = tf.linalg.matmul(out, m)
     return out
 
 
-def sample_transform(aug: Augmentation, height, width, seed):
+def sample_transform(
+    aug: Augmentation, height: int | tf.Tensor, width: int | tf.Tensor, seed: TensorLike
+) -> tuple[tf.Tensor, tf.Tensor]:
     """The 3×3 output→input matrix and brightness factor of one example (TensorFlow tensors).
 
     Composition (Keras ``ImageDataGenerator`` order): ``C · R · T · S · Z · C⁻¹``, then flips; with
@@ -216,7 +235,7 @@ def sample_transform(aug: Augmentation, height, width, seed):
     return matrix, factor
 
 
-def _warp(tf, images, matrices, interpolation: str, aug: Augmentation):
+def _warp(tf: ModuleType, images: tf.Tensor, matrices: tf.Tensor, interpolation: str, aug: Augmentation) -> tf.Tensor:
     """Resample a batch ``images`` (N, H, W, C) through per-example ``matrices`` (N, 3, 3), output → input, with
     the preset's fill mode."""
     height, width = tf.shape(images)[1], tf.shape(images)[2]
@@ -246,7 +265,14 @@ def _warp(tf, images, matrices, interpolation: str, aug: Augmentation):
     return tf.cast(out, dtype)
 
 
-def augment_batch(aug: Augmentation, images, masks=None, *, seeds, mask_inputs=None):
+def augment_batch(
+    aug: Augmentation,
+    images: TensorLike,
+    masks: TensorLike | None = None,
+    *,
+    seeds: TensorLike,
+    mask_inputs: TensorLike | None = None,
+) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor | None]:
     """Apply ``aug`` to a batch: ``images`` (N, H, W, C), optional ``masks`` / ``mask_inputs`` (N, H, W, K), and
     one stateless seed per example, ``seeds`` (N, 2). Returns ``(images, masks, mask_inputs)``."""
     import tensorflow as tf
@@ -271,7 +297,14 @@ def augment_batch(aug: Augmentation, images, masks=None, *, seeds, mask_inputs=N
     return images_out, masks_out, inputs_out
 
 
-def apply_augmentation(aug: Augmentation, image, masks=None, *, seed, mask_inputs=None):
+def apply_augmentation(
+    aug: Augmentation,
+    image: TensorLike,
+    masks: TensorLike | None = None,
+    *,
+    seed: TensorLike,
+    mask_inputs: TensorLike | None = None,
+) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor | None]:
     """Apply ``aug`` to one example (see :meth:`Augmentation.__call__`); returns ``(image, masks, mask_inputs)``."""
     import tensorflow as tf
 

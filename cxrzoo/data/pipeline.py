@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,16 +22,28 @@ from cxrzoo.preprocessing.io import read_image
 from cxrzoo.preprocessing.recipes import Recipe
 from cxrzoo.preprocessing.recipes import recipe as _recipe
 
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import numpy.typing as npt
+    import tensorflow as tf
+
+    _Path: TypeAlias = str | os.PathLike
+    # one (N, H, W[, C]) array, or per image a path or an array
+    Images: TypeAlias = np.ndarray | Sequence[_Path | npt.ArrayLike]
+    # one (N, H, W[, K]) array, or per image a mask path, a list of mask paths / arrays, or an (H, W[, K]) array
+    Masks: TypeAlias = np.ndarray | Sequence[_Path | Sequence[_Path | npt.ArrayLike] | npt.ArrayLike]
+
 MASK_ROLES = ("target", "input")
 
 Loader = Callable[[int], tuple[np.ndarray, "np.ndarray | None"]]
 
 
-def _is_path(x) -> bool:
+def _is_path(x: object) -> bool:
     return isinstance(x, (str, os.PathLike))
 
 
-def _image_at(images, i: int) -> np.ndarray:
+def _image_at(images: Images, i: int) -> np.ndarray:
     item = images[i]
     if _is_path(item):
         return read_image(item, native_depth=True)
@@ -38,7 +51,7 @@ def _image_at(images, i: int) -> np.ndarray:
     return item.astype(np.uint8) if item.dtype == np.bool_ else item
 
 
-def _masks_at(masks, i: int) -> list[np.ndarray]:
+def _masks_at(masks: Masks | None, i: int) -> list[np.ndarray]:
     if masks is None:
         return []
     if isinstance(masks, np.ndarray):
@@ -71,10 +84,10 @@ def _as_mask_input(m: np.ndarray) -> np.ndarray:
     return m.astype(np.float32) / 255.0 if m.dtype == np.uint8 else m.astype(np.float32)
 
 
-def _make_loader(images, masks, prep: Recipe | None, mask_role: str) -> Loader:
+def _make_loader(images: Images, masks: Masks | None, prep: Recipe | None, mask_role: str) -> Loader:
     finish = _binarize if mask_role == "target" else _as_mask_input
 
-    def load(i: int, out: np.ndarray | None = None):
+    def load(i: int, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         image = _image_at(images, i)
         mask_list = _masks_at(masks, i)
         if prep is not None:
@@ -151,7 +164,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def _as_label_array(values, n: int, name: str) -> np.ndarray | None:
+def _as_label_array(values: npt.ArrayLike | None, n: int, name: str) -> np.ndarray | None:
     if values is None:
         return None
     array = np.asarray(values)
@@ -167,21 +180,21 @@ def _as_label_array(values, n: int, name: str) -> np.ndarray | None:
 
 
 def make_dataset(
-    images,
-    masks=None,
-    labels=None,
+    images: Images,
+    masks: Masks | None = None,
+    labels: npt.ArrayLike | None = None,
     *,
-    recipe,
-    augment=None,
+    recipe: str | Recipe | None,
+    augment: str | Augmentation | None = None,
     batch_size: int,
     shuffle: bool = False,
     seed: int | None = None,
     cache: str | None = None,
     drop_remainder: bool = False,
-    sample_weights=None,
+    sample_weights: npt.ArrayLike | None = None,
     mask_role: str = "target",
     num_parallel_calls: int | None = None,
-):
+) -> tf.data.Dataset:
     """Build the input pipeline of a paper's model from files or arrays.
 
     Args:
@@ -270,11 +283,11 @@ def build_pipeline(
     load: Loader,
     n: int,
     *,
-    x_shape,
+    x_shape: Sequence[int | None] | None,
     has_masks: bool,
-    labels=None,
-    sample_weights=None,
-    augment=None,
+    labels: npt.ArrayLike | None = None,
+    sample_weights: npt.ArrayLike | None = None,
+    augment: str | Augmentation | None = None,
     batch_size: int,
     shuffle: bool = False,
     seed: int | None = None,
@@ -282,7 +295,7 @@ def build_pipeline(
     drop_remainder: bool = False,
     mask_role: str = "target",
     num_parallel_calls: int | None = None,
-):
+) -> tf.data.Dataset:
     """The pipeline behind :func:`make_dataset`, for any ``load(i) -> (x float32 (H, W, C), masks or None)``.
 
     Readers with their own storage (e.g. :func:`cxrzoo.data.cxrnet_h5_dataset`) use it directly. The first
@@ -322,7 +335,7 @@ def build_pipeline(
     static = None not in x_shape  # the masks share the image's height and width
     fills_slots = getattr(load, "fills_slots", False)
 
-    def _load_numpy(indices):
+    def _load_numpy(indices: np.ndarray) -> tuple[np.ndarray, ...]:
         ids = [int(i) for i in indices]
         if not static:
             examples = list(_example_pool().map(load, ids))
@@ -331,7 +344,7 @@ def build_pipeline(
         x = _aligned_empty((len(ids),) + x_shape)
         m = None if m_shape is None else _aligned_empty((len(ids),) + m_shape)
 
-        def fill(k):
+        def fill(k: int) -> None:
             slot = x[k]
             xk, mk = load(ids[k], slot) if fills_slots else load(ids[k])
             if xk is not slot:
@@ -343,7 +356,7 @@ def build_pipeline(
             pass
         return (x,) if m is None else (x, m)
 
-    def _load(indices):
+    def _load(indices: tf.Tensor) -> dict[str, tf.Tensor]:
         touts = [tf.float32] if m_shape is None else [tf.float32, tf.float32]
         out = tf.numpy_function(_load_numpy, [indices], touts, stateful=False, name="load_examples")
         batch = {"i": indices, "x": tf.ensure_shape(out[0], (None,) + x_shape)}
@@ -354,7 +367,7 @@ def build_pipeline(
     label_tensor = None if labels is None else tf.constant(labels)
     weight_tensor = None if sample_weights is None else tf.constant(sample_weights)
 
-    def _structure(batch):
+    def _structure(batch: dict[str, tf.Tensor]):
         x, i = batch["x"], batch["i"]
         y = None if label_tensor is None else tf.gather(label_tensor, i)
         m = batch.get("m")
@@ -366,10 +379,10 @@ def build_pipeline(
             return x
         return (x, y) if weight_tensor is None else (x, y, tf.gather(weight_tensor, i))
 
-    def _load_and_structure(indices):
+    def _load_and_structure(indices: tf.Tensor):
         return _structure(_load(indices))
 
-    def _augment(batch, r):
+    def _augment(batch: dict[str, tf.Tensor], r: tf.Tensor):
         # Each example's transform is keyed by (a per-epoch random stream, its index): reproducible with a seed,
         # different every epoch, and independent of which batch or worker handles the example.
         seeds = tf.stack([r[: tf.shape(batch["i"])[0]], batch["i"]], axis=1)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
-def _class_ids(labels) -> np.ndarray:
+
+def _class_ids(labels: npt.ArrayLike) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim == 2:  # one-hot or per-class scores
         return labels.argmax(axis=1)
@@ -14,7 +19,9 @@ def _class_ids(labels) -> np.ndarray:
     return labels
 
 
-def patient_kfold(labels, groups=None, n_splits: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def patient_kfold(
+    labels: npt.ArrayLike, groups: npt.ArrayLike | None = None, n_splits: int = 5, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified k-fold cross-validation in which no patient appears in two folds.
 
     Every image of a patient (``groups`` value) goes to the same fold, so a model is never validated on a patient
@@ -82,7 +89,7 @@ def patient_kfold(labels, groups=None, n_splits: int = 5, seed: int = 0) -> list
     return folds
 
 
-def class_weights(labels) -> dict[int, float]:
+def class_weights(labels: npt.ArrayLike) -> dict[int, float]:
     """'Balanced' class weights ``n_samples / (n_classes * count_c)`` as a ``{class: weight}`` dict for Keras.
 
     The same numbers as scikit-learn's ``compute_class_weight("balanced", ...)``, which COVID-CXNet and

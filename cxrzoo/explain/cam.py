@@ -36,16 +36,22 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cxrzoo.nn.model import spec_of
 from cxrzoo.spec import ARCHITECTURES
 
+if TYPE_CHECKING:
+    import keras
+    import numpy.typing as npt
+    import tensorflow as tf
+
 __all__ = ["CAM", "GradCAM", "GradCAMPlusPlus", "ScoreCAM", "default_cam_layer"]
 
 
-def default_cam_layer(model) -> str:
+def default_cam_layer(model: keras.Model) -> str:
     """The target layer used when none is given: the ``cam_layer`` of the model's spec (or of the architecture
     named ``model.name``) if that layer exists in the model, else the last layer whose output is 4-D (B, H, W, C)."""
     spec = spec_of(model)
@@ -61,7 +67,7 @@ def default_cam_layer(model) -> str:
     raise ValueError(f"model {model.name!r} has no layer with a 4-D (B, H, W, C) output to explain; pass layer=")
 
 
-def _single_io(model) -> None:
+def _single_io(model: keras.Model) -> None:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(
             f"CAM methods need a model with one input and one output; {model.name!r} has "
@@ -74,7 +80,7 @@ def _single_io(model) -> None:
         )
 
 
-def _target_layer(model, layer: str | None):
+def _target_layer(model: keras.Model, layer: str | None) -> keras.Layer:
     name = layer or default_cam_layer(model)
     try:
         target = model.get_layer(name)
@@ -85,7 +91,7 @@ def _target_layer(model, layer: str | None):
     return target
 
 
-def _as_images(model, images) -> np.ndarray:
+def _as_images(model: keras.Model, images: npt.ArrayLike) -> np.ndarray:
     x = np.asarray(images, dtype=np.float32)
     expected = len(model.inputs[0].shape)
     if x.ndim == expected - 1:
@@ -99,7 +105,9 @@ def _as_images(model, images) -> np.ndarray:
     return x
 
 
-def _class_indices(model, x: np.ndarray, class_index, units: int) -> np.ndarray:
+def _class_indices(
+    model: keras.Model, x: np.ndarray, class_index: int | Sequence[int] | None, units: int
+) -> np.ndarray:
     n = x.shape[0]
     if class_index is None:
         if units == 1:
@@ -114,7 +122,7 @@ def _class_indices(model, x: np.ndarray, class_index, units: int) -> np.ndarray:
     return idx
 
 
-def _logits_model(model):
+def _logits_model(model: keras.Model) -> tuple[keras.Model, int]:
     """The model with its head's activation removed and a one-unit head presented as logits ``[0, z]``.
 
     Returns ``(wrapper, units)``. A Dense head with a fused sigmoid/softmax is recomputed from its own variables
@@ -150,7 +158,7 @@ def _upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return tf.image.resize(maps[..., None].astype(np.float32), size, method="bilinear").numpy()[..., 0]
 
 
-def _as_mask(mask, n: int, size: tuple[int, int]) -> np.ndarray:
+def _as_mask(mask: npt.ArrayLike, n: int, size: tuple[int, int]) -> np.ndarray:
     m = np.asarray(mask)
     if m.ndim == 4 and m.shape[-1] == 1:
         m = m[..., 0]
@@ -166,7 +174,7 @@ def _as_mask(mask, n: int, size: tuple[int, int]) -> np.ndarray:
     return m
 
 
-def finish_maps(raw: np.ndarray, size: tuple[int, int], mask=None) -> np.ndarray:
+def finish_maps(raw: np.ndarray, size: tuple[int, int], mask: npt.ArrayLike | None = None) -> np.ndarray:
     """ReLU → bilinear up-sampling to ``size`` → per-image min-max to [0, 1] → optional mask restriction."""
     raw = np.asarray(raw, np.float32)
     if mask is not None:
@@ -188,7 +196,14 @@ class _Method:
     def __init__(self, *, layer: str | None = None):
         self.layer = layer
 
-    def __call__(self, model, images, class_index: int | Sequence[int] | None = None, *, mask=None) -> np.ndarray:
+    def __call__(
+        self,
+        model: keras.Model,
+        images: npt.ArrayLike,
+        class_index: int | Sequence[int] | None = None,
+        *,
+        mask: npt.ArrayLike | None = None,
+    ) -> np.ndarray:
         """Maps (N, H, W) float32 in [0, 1] for ``images`` (N, H, W, C) or one (H, W, C) image.
 
         Args:
@@ -207,7 +222,9 @@ class _Method:
         raw = self.raw_maps(model, target, x, class_index)
         return finish_maps(raw, x.shape[1:3], mask)
 
-    def raw_maps(self, model, target, x: np.ndarray, class_index) -> np.ndarray:  # pragma: no cover - abstract
+    def raw_maps(  # pragma: no cover - abstract
+        self, model: keras.Model, target: keras.Layer, x: np.ndarray, class_index: int | Sequence[int] | None
+    ) -> np.ndarray:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -218,24 +235,26 @@ class _Method:
 class _TfKerasVisMethod(_Method):
     """Runs a tf-keras-vis visualizer on the logits wrapper, without its up-sampling and normalization."""
 
-    def _visualizer(self, wrapper):
+    def _visualizer(self, wrapper: keras.Model):
         raise NotImplementedError  # pragma: no cover
 
     def _extra_kwargs(self) -> dict:
         return {}
 
-    def raw_maps(self, model, target, x, class_index):
+    def raw_maps(
+        self, model: keras.Model, target: keras.Layer, x: np.ndarray, class_index: int | Sequence[int] | None
+    ) -> np.ndarray:
         wrapper, units = _logits_model(model)
         idx = _class_indices(model, x, class_index, units)
         return self._run(wrapper, units, target, x, idx)
 
-    def _run(self, wrapper, units: int, target, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def _run(self, wrapper: keras.Model, units: int, target: keras.Layer, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
         # A one-unit head is presented as logits [0, z]: its unit 0 is column 1.
         columns = tf.constant(idx + 1 if units == 1 else idx)
 
-        def score(outputs):
+        def score(outputs: tf.Tensor) -> tf.Tensor:
             return tf.gather(outputs, columns, batch_dims=1)
 
         with warnings.catch_warnings():
@@ -265,7 +284,7 @@ class GradCAM(_TfKerasVisMethod):
         layer: target layer name; default :func:`default_cam_layer`.
     """
 
-    def _visualizer(self, wrapper):
+    def _visualizer(self, wrapper: keras.Model):
         from tf_keras_vis.gradcam import Gradcam
 
         return Gradcam(wrapper, clone=False)
@@ -278,7 +297,7 @@ class GradCAMPlusPlus(_TfKerasVisMethod):
         layer: target layer name; default :func:`default_cam_layer`.
     """
 
-    def _visualizer(self, wrapper):
+    def _visualizer(self, wrapper: keras.Model):
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
 
         return GradcamPlusPlus(wrapper, clone=False)
@@ -308,7 +327,7 @@ class ScoreCAM(_TfKerasVisMethod):
         self.max_n = None if max_n is None else int(max_n)
         self.batch_size = int(batch_size)
 
-    def _visualizer(self, wrapper):
+    def _visualizer(self, wrapper: keras.Model):
         from tf_keras_vis.scorecam import Scorecam
 
         return Scorecam(wrapper, clone=False)
@@ -316,7 +335,9 @@ class ScoreCAM(_TfKerasVisMethod):
     def _extra_kwargs(self) -> dict:
         return {"batch_size": self.batch_size, "max_N": self.max_n}
 
-    def raw_maps(self, model, target, x, class_index):
+    def raw_maps(
+        self, model: keras.Model, target: keras.Layer, x: np.ndarray, class_index: int | Sequence[int] | None
+    ) -> np.ndarray:
         import keras
 
         channels = int(target.output.shape[-1])
@@ -347,7 +368,9 @@ class CAM(_Method):
         layer: target layer name; default :func:`default_cam_layer`.
     """
 
-    def raw_maps(self, model, target, x, class_index):
+    def raw_maps(
+        self, model: keras.Model, target: keras.Layer, x: np.ndarray, class_index: int | Sequence[int] | None
+    ) -> np.ndarray:
         import keras
 
         dense = gap_dense_head(model, target)
@@ -357,11 +380,11 @@ class CAM(_Method):
         return np.einsum("nhwk,nk->nhw", keras.ops.convert_to_numpy(features), weights)
 
 
-def _consumers(model, tensor) -> list:
+def _consumers(model: keras.Model, tensor: keras.KerasTensor) -> list:
     return [layer for layer in model.layers if any(t is tensor for t in _inputs_of(layer))]
 
 
-def _inputs_of(layer) -> list:
+def _inputs_of(layer: keras.Layer) -> list:
     try:
         value = layer.input
     except (AttributeError, ValueError):
@@ -369,7 +392,7 @@ def _inputs_of(layer) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def gap_dense_head(model, target):
+def gap_dense_head(model: keras.Model, target: keras.Layer) -> keras.layers.Dense:
     """The Dense layer that reads ``GlobalAveragePooling2D(target)`` (through Dropout at most) and gives the model
     output (directly or through a final Activation); ValueError if the model has no such CAM-compatible head."""
     import keras

@@ -16,8 +16,14 @@ imports a paper. docs/architecture.md shows the layers and where a sixth paper g
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from cxrzoo._compat import check_backend
+
+if TYPE_CHECKING:
+    import os
+
+    import keras
 
 check_backend()
 
@@ -52,7 +58,7 @@ __all__ = [
 ]
 
 
-def load_model(path, *, compile: bool = False, safe_mode: bool = True):
+def load_model(path: str | os.PathLike, *, compile: bool = False, safe_mode: bool = True) -> keras.Model:
     """Loads a ``.keras`` file saved from a cxrzoo model (every paper's layers are registered by this package).
 
     ``safe_mode=True`` (the default) refuses arbitrary Python code (``Lambda`` layers) in the file; every cxrzoo

@@ -29,7 +29,8 @@ Layer names follow ``keras.applications`` where a Keras model exists (DenseNet l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 
 import keras
 
@@ -65,12 +66,21 @@ DENSENET_CONFIGS = {
 }
 
 
-def batch_norm(x, *, name: str, epsilon: float = TORCH_EPSILON):
+def batch_norm(x: keras.KerasTensor, *, name: str, epsilon: float = TORCH_EPSILON) -> keras.KerasTensor:
     """BatchNormalization with PyTorch's epsilon and momentum (γ and β trainable, as ``affine=True``)."""
     return keras.layers.BatchNormalization(epsilon=epsilon, momentum=TORCH_MOMENTUM, name=name)(x)
 
 
-def torch_conv(x, filters: int, kernel_size, *, strides=1, padding=0, use_bias: bool = False, name: str):
+def torch_conv(
+    x: keras.KerasTensor,
+    filters: int,
+    kernel_size: int | tuple[int, int],
+    *,
+    strides: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    use_bias: bool = False,
+    name: str,
+) -> keras.KerasTensor:
     """A Conv2D that pads like ``torch.nn.Conv2d(padding=padding)``.
 
     Stride-1 convolutions with "half" padding are Keras ``padding="same"``; anything else (strided, or unpadded)
@@ -89,7 +99,9 @@ def torch_conv(x, filters: int, kernel_size, *, strides=1, padding=0, use_bias: 
     return keras.layers.Conv2D(filters, ks, strides=st, padding=mode, use_bias=use_bias, name=name)(x)
 
 
-def torch_max_pool(x, pool_size: int = 3, strides: int = 2, padding: int = 0, *, name: str):
+def torch_max_pool(
+    x: keras.KerasTensor, pool_size: int = 3, strides: int = 2, padding: int = 0, *, name: str
+) -> keras.KerasTensor:
     """``nn.MaxPool2d(pool_size, strides, padding)`` on non-negative input (zero padding then equals -inf padding)."""
     if padding:
         x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
@@ -99,7 +111,7 @@ def torch_max_pool(x, pool_size: int = 3, strides: int = 2, padding: int = 0, *,
 # ---------------------------------------------------------------------------------------------------------- ResNet
 
 
-def resnet_basic_block(x, filters: int, *, strides: int, name: str):
+def resnet_basic_block(x: keras.KerasTensor, filters: int, *, strides: int, name: str) -> keras.KerasTensor:
     """torchvision BasicBlock: 3×3 (stride) → BN → ReLU → 3×3 → BN, plus identity or 1×1 projection, → ReLU."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
@@ -114,7 +126,9 @@ def resnet_basic_block(x, filters: int, *, strides: int, name: str):
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def resnet_bottleneck_block(x, filters: int, *, strides: int, name: str, expansion: int = 4):
+def resnet_bottleneck_block(
+    x: keras.KerasTensor, filters: int, *, strides: int, name: str, expansion: int = 4
+) -> keras.KerasTensor:
     """torchvision Bottleneck (v1.5, stride on the 3×3): 1×1 → 3×3 (stride) → 1×1 (×4), each with BN."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters * expansion:
@@ -132,7 +146,7 @@ def resnet_bottleneck_block(x, filters: int, *, strides: int, name: str, expansi
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def resnet_features(x, depth: int = 18) -> list:
+def resnet_features(x: keras.KerasTensor, depth: int = 18) -> list:
     """torchvision ResNet-``depth`` on ``x``: the stride-2 stem output and the four stage outputs (strides 4…32)."""
     if depth not in RESNET_BLOCKS:
         raise ValueError(f"ResNet depth must be one of {sorted(RESNET_BLOCKS)}, got {depth}")
@@ -154,7 +168,7 @@ def resnet_features(x, depth: int = 18) -> list:
 # -------------------------------------------------------------------------------------------------------- DenseNet
 
 
-def dense_layer(x, growth_rate: int, *, name: str, bn_size: int = 4):
+def dense_layer(x: keras.KerasTensor, growth_rate: int, *, name: str, bn_size: int = 4) -> keras.KerasTensor:
     """One DenseNet-BC layer: BN → ReLU → 1×1 (bn_size·k) → BN → ReLU → 3×3 (k), concatenated after ``x``."""
     y = batch_norm(x, name=f"{name}_0_bn")
     y = keras.layers.ReLU(name=f"{name}_0_relu")(y)
@@ -165,7 +179,9 @@ def dense_layer(x, growth_rate: int, *, name: str, bn_size: int = 4):
     return keras.layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
-def dense_transition(x, *, name: str, reduction: float = 0.5):
+def dense_transition(
+    x: keras.KerasTensor, *, name: str, reduction: float = 0.5
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """Transition BN → ReLU → 1×1 conv (×reduction) → 2×2 average pool. Returns (skip, pooled).
 
     The skip is the ReLU output: the full-width, pre-pool map that SMP's DenseNet encoder hands to the decoder.
@@ -177,7 +193,7 @@ def dense_transition(x, *, name: str, reduction: float = 0.5):
     return skip, y
 
 
-def densenet_features(x, depth: int = 121) -> list:
+def densenet_features(x: keras.KerasTensor, depth: int = 121) -> list:
     """torchvision DenseNet-``depth`` on ``x``: stem (stride 2), the three transition skips, and ``bn`` (norm5)."""
     if depth not in DENSENET_CONFIGS:
         raise ValueError(f"DenseNet depth must be one of {sorted(DENSENET_CONFIGS)}, got {depth}")
@@ -200,21 +216,29 @@ def densenet_features(x, depth: int = 121) -> list:
 # ----------------------------------------------------------------------------------------------------- InceptionV4
 
 
-def inception_conv(x, filters: int, kernel_size, *, strides=1, padding=0, name: str):
+def inception_conv(
+    x: keras.KerasTensor,
+    filters: int,
+    kernel_size: int | tuple[int, int],
+    *,
+    strides: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    name: str,
+) -> keras.KerasTensor:
     """Cadene's BasicConv2d: conv (no bias) → BN(eps 1e-3, γ and β) → ReLU; ``padding`` is PyTorch's."""
     x = torch_conv(x, filters, kernel_size, strides=strides, padding=padding, name=f"{name}_conv")
     x = batch_norm(x, name=f"{name}_bn", epsilon=INCEPTION_EPSILON)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _avg_pool_branch(x, filters: int, *, name: str):
+def _avg_pool_branch(x: keras.KerasTensor, filters: int, *, name: str) -> keras.KerasTensor:
     # Cadene: AvgPool2d(3, stride 1, padding 1, count_include_pad=False); Keras "same" average pooling also leaves
     # the padding out of the mean.
     y = keras.layers.AveragePooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
     return inception_conv(y, filters, 1, name=f"{name}_conv")
 
 
-def inception_v4_a(x, *, name: str):
+def inception_v4_a(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     """Inception-A (384 → 384)."""
     b0 = inception_conv(x, 96, 1, name=f"{name}_branch0")
     b1 = inception_conv(x, 64, 1, name=f"{name}_branch1_1")
@@ -226,7 +250,7 @@ def inception_v4_a(x, *, name: str):
     return keras.layers.Concatenate(name=name)([b0, b1, b2, b3])
 
 
-def inception_v4_b(x, *, name: str):
+def inception_v4_b(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     """Inception-B (1024 → 1024), with factorized 7×7 convolutions."""
     b0 = inception_conv(x, 384, 1, name=f"{name}_branch0")
     b1 = inception_conv(x, 192, 1, name=f"{name}_branch1_1")
@@ -241,7 +265,7 @@ def inception_v4_b(x, *, name: str):
     return keras.layers.Concatenate(name=name)([b0, b1, b2, b3])
 
 
-def inception_v4_c(x, *, name: str):
+def inception_v4_c(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     """Inception-C (1536 → 1536), with split 1×3 / 3×1 branches."""
     b0 = inception_conv(x, 256, 1, name=f"{name}_branch0")
     b1 = inception_conv(x, 384, 1, name=f"{name}_branch1_0")
@@ -256,7 +280,7 @@ def inception_v4_c(x, *, name: str):
     return keras.layers.Concatenate(name=name)([b0, b1a, b1b, b2a, b2b, b3])
 
 
-def inception_v4_features(x, *, padding: str = "smp") -> list:
+def inception_v4_features(x: keras.KerasTensor, *, padding: str = "smp") -> list:
     """Cadene InceptionV4 ``features`` on ``x``, cut into SMP's five stages (strides 2 … 32).
 
     ``padding="smp"`` pads every 3×3 convolution and max-pool by 1 (what SMP's encoder forces), so each stage halves
@@ -345,14 +369,19 @@ def check_encoder(encoder: str) -> str:
     return encoder
 
 
-def encoder_features(inputs, encoder: str) -> list:
+def encoder_features(inputs: keras.KerasTensor, encoder: str) -> list:
     """Builds ``encoder`` on the Keras tensor ``inputs``; returns its five SMP feature maps (strides 2 … 32)."""
     return _FEATURE_FUNCTIONS[check_encoder(encoder)](inputs)
 
 
 def build_encoder(
-    encoder: str = "resnet18", *, weights=None, input_tensor=None, input_shape=(256, 256, 3), name: str | None = None
-):
+    encoder: str = "resnet18",
+    *,
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (256, 256, 3),
+    name: str | None = None,
+) -> keras.Model:
     """One of the five encoders as a ``keras.Model`` with its five SMP feature maps as outputs.
 
     Reference: see the module docstring (thesis §3.2.2; SMP encoders).
@@ -393,7 +422,7 @@ CLASSIFIER_CAM_LAYER = {
 }
 
 
-def classification_features(inputs, backbone: str):
+def classification_features(inputs: keras.KerasTensor, backbone: str) -> keras.KerasTensor:
     """The last feature map of ``backbone`` as its ImageNet classifier pools it.
 
     Differs from the encoder's last map in two places: DenseNets add the final ReLU (torchvision's ``forward``),
@@ -410,16 +439,16 @@ def classification_features(inputs, backbone: str):
 def build_backbone_classifier(
     backbone: str,
     *,
-    weights=None,
-    input_tensor=None,
-    input_shape=(256, 256, 3),
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (256, 256, 3),
     include_top: bool = True,
     pooling: str | None = None,
     classes: int = 1000,
     classifier_activation: str | None = "softmax",
     name: str,
     arch: str,
-):
+) -> keras.Model:
     """``backbone`` (torchvision / Cadene graph) → :func:`classifier_top`, as a model; ``weights`` None or a path.
 
     The body of :func:`cxrzoo.build_cxr_classifier` and of the screening baselines' ResNet50 / DenseNet121; ``arch`` is the

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 import keras
 
 
-def make_input(input_tensor, input_shape: Sequence[int | None], *, name: str = "image"):
+def make_input(
+    input_tensor: keras.KerasTensor | None, input_shape: Sequence[int | None], *, name: str = "image"
+) -> keras.KerasTensor:
     """``input_tensor`` if given, else a ``keras.Input`` of ``input_shape`` (validated as (H, W, C))."""
     if input_tensor is not None:
         return input_tensor
@@ -21,7 +23,7 @@ def make_input(input_tensor, input_shape: Sequence[int | None], *, name: str = "
     return keras.Input(shape=tuple(input_shape), name=name)
 
 
-def check_divisible(inputs, divisor: int = 32) -> None:
+def check_divisible(inputs: keras.KerasTensor, divisor: int = 32) -> None:
     """Raises ValueError when a known spatial size of ``inputs`` is not a multiple of ``divisor``.
 
     Every decoder concatenates upsampled maps with encoder maps of the same stride, which only line up when the
@@ -35,7 +37,7 @@ def check_divisible(inputs, divisor: int = 32) -> None:
         )
 
 
-def count_trainable(model) -> int:
+def count_trainable(model: keras.Layer) -> int:
     """Trainable parameters the PyTorch way: conv/dense weights and biases and BN/GN γ, β (no running stats)."""
     total = 0
     for w in model.trainable_weights:
@@ -50,14 +52,14 @@ CLASSIFIER_ACTIVATIONS = (None, "softmax", "sigmoid")
 
 
 def classifier_top(
-    x,
+    x: keras.KerasTensor,
     *,
     include_top: bool = True,
     pooling: str | None = None,
     classes: int = 1000,
     classifier_activation: str | None = "softmax",
     dropout: float = 0.0,
-):
+) -> keras.KerasTensor:
     """keras.applications-style end of a classifier: global average pool → [dropout] → Dense ``predictions`` →
     optional activation layer (kept separate so the logits stay reachable at ``predictions``); without the top,
     ``pooling`` None / "avg" / "max"."""
@@ -79,7 +81,9 @@ def classifier_top(
     return dense_predictions(x, classes, classifier_activation)
 
 
-def dense_predictions(x, classes: int, classifier_activation: str | None, *, name: str = "predictions"):
+def dense_predictions(
+    x: keras.KerasTensor, classes: int, classifier_activation: str | None, *, name: str = "predictions"
+) -> keras.KerasTensor:
     """Dense ``name`` (the logits) followed, when asked, by a separate ``{name}_{activation}`` layer."""
     x = keras.layers.Dense(classes, name=name)(x)
     if classifier_activation is not None:

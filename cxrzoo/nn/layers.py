@@ -3,8 +3,13 @@ pieces of the inference rewrites in :mod:`cxrzoo.nn.rewrite`."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import keras
 from keras import ops
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="cxrzoo")
@@ -15,16 +20,16 @@ class ExpandDims(keras.layers.Layer):
         super().__init__(**kwargs)
         self.axis = int(axis)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return ops.expand_dims(inputs, self.axis)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         shape = list(input_shape)
         axis = self.axis if self.axis >= 0 else len(shape) + 1 + self.axis
         shape.insert(axis, 1)
         return tuple(shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axis": self.axis}
 
 
@@ -36,15 +41,15 @@ class ReduceSum(keras.layers.Layer):
         super().__init__(**kwargs)
         self.axis = int(axis)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return ops.sum(inputs, axis=self.axis)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         shape = list(input_shape)
         del shape[self.axis]
         return tuple(shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axis": self.axis}
 
 
@@ -53,10 +58,10 @@ class FoldedBatchNormalization(keras.layers.Layer):
     """Where a BatchNormalization was, after :func:`cxrzoo.nn.rewrite.fold_batch_norm` merged it into the
     convolution before it: passes its input through (keeps the layer's name and call signature)."""
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs: tf.Tensor, training: bool | None = None, mask: tf.Tensor | None = None) -> tf.Tensor:
         return inputs
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
 
@@ -76,7 +81,7 @@ class PolyphaseSplit(keras.layers.Layer):
             raise ValueError(f"rate must be >= 1, got {rate}")
         self.rate = int(rate)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         r = self.rate
         height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
         if height is None or width is None or channels is None:
@@ -88,12 +93,12 @@ class PolyphaseSplit(keras.layers.Layer):
         x = ops.transpose(x, (2, 4, 0, 1, 3, 5))
         return ops.reshape(x, (-1, rows, cols, channels))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         batch, height, width, channels = input_shape
         r = self.rate
         return (None if batch is None else batch * r * r, -(-height // r), -(-width // r), channels)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate}
 
 
@@ -105,7 +110,7 @@ class PolyphaseMerge(keras.layers.Layer):
         super().__init__(**kwargs)
         self.rate, self.height, self.width = int(rate), int(height), int(width)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         r = self.rate
         rows, cols, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
         x = ops.reshape(inputs, (r, r, -1, rows, cols, channels))
@@ -115,10 +120,10 @@ class PolyphaseMerge(keras.layers.Layer):
             x = x[:, : self.height, : self.width, :]
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         batch = input_shape[0]
         r = self.rate
         return (None if batch is None else batch // (r * r), self.height, self.width, input_shape[3])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate, "height": self.height, "width": self.width}

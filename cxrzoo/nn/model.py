@@ -128,11 +128,11 @@ class SpecModel(keras.Model):
         self.spec = ModelSpec.from_dict(spec) if isinstance(spec, dict) else spec
         self.check_inputs = True
 
-    def _check(self, x, where: str) -> None:
+    def _check(self, x: Any, where: str) -> None:
         if self.check_inputs and self.spec is not None and _is_array_input(x):
             check_input(self.spec, x, where=where)
 
-    def predict(self, x, *args, **kwargs):
+    def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         self._check(x, "the input to predict()")
         return super().predict(x, *args, **kwargs)
 
@@ -141,13 +141,13 @@ class SpecModel(keras.Model):
             self._check(args[0], "the input")
         return super().__call__(*args, **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["spec"] = None if self.spec is None else self.spec.to_dict()
         return config
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> SpecModel:
         config = dict(config)
         spec = config.pop("spec", None)
         model = super().from_config(config, custom_objects=custom_objects)
@@ -156,7 +156,7 @@ class SpecModel(keras.Model):
         return model
 
 
-def _is_array_input(x) -> bool:
+def _is_array_input(x: Any) -> bool:
     if isinstance(x, (list, tuple)) and x:
         x = x[0]
     if isinstance(x, dict) and x:

@@ -13,6 +13,8 @@ follow a convolution, and at 300×340 on a CPU their passes are about a fifth of
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -23,7 +25,7 @@ __all__ = ["fold_batch_norm", "polyphase_dilated"]
 _FOLDABLE = (keras.layers.Conv2D, keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D)
 
 
-def _tensor_sources(obj, names: list[str] | None = None) -> list[str]:
+def _tensor_sources(obj: Any, names: list[str] | None = None) -> list[str]:
     """The layer names of every Keras tensor referenced in a serialized ``inbound_nodes`` structure, in order."""
     names = [] if names is None else names
     if isinstance(obj, dict):
@@ -38,7 +40,7 @@ def _tensor_sources(obj, names: list[str] | None = None) -> list[str]:
     return names
 
 
-def _graph(model) -> tuple[dict[str, list[str]], dict[str, int], dict[str, int], set[str]]:
+def _graph(model: keras.Model) -> tuple[dict[str, list[str]], dict[str, int], dict[str, int], set[str]]:
     """From the model's public functional config: per layer, the layers it reads; how many calls read each layer's
     output; how many times each layer is called; the layers whose outputs are model outputs."""
     config = model.get_config()
@@ -53,7 +55,7 @@ def _graph(model) -> tuple[dict[str, list[str]], dict[str, int], dict[str, int],
     return inputs_of, readers, calls, outputs
 
 
-def _pairs(model) -> dict[str, str]:
+def _pairs(model: keras.Model) -> dict[str, str]:
     """{convolution name: BatchNormalization name} for every foldable pair."""
     inputs_of, readers, calls, outputs = _graph(model)
     layers = {layer.name: layer for layer in model.layers}
@@ -76,7 +78,7 @@ def _pairs(model) -> dict[str, str]:
     return pairs
 
 
-def _affine(bn) -> tuple[np.ndarray, np.ndarray]:
+def _affine(bn: keras.layers.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
     mean, var = (np.asarray(v.numpy(), np.float64) for v in (bn.moving_mean, bn.moving_variance))
     gamma = np.asarray(bn.gamma.numpy(), np.float64) if bn.scale else np.ones_like(mean)
     beta = np.asarray(bn.beta.numpy(), np.float64) if bn.center else np.zeros_like(mean)
@@ -102,7 +104,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     pairs = _pairs(model)
     folded_bns = set(pairs.values())
 
-    def clone(layer):
+    def clone(layer: keras.Layer) -> keras.Layer:
         config = layer.get_config()
         if layer.name in folded_bns:
             return FoldedBatchNormalization(name=layer.name)
@@ -133,7 +135,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     return copy
 
 
-def _per_pixel(layer) -> bool:
+def _per_pixel(layer: keras.Layer | None) -> bool:
     """Whether ``layer`` acts on each pixel alone at inference (so it commutes with a polyphase split)."""
     if isinstance(layer, keras.layers.BatchNormalization):
         return layer.axis in (-1, len(layer.input.shape) - 1)
@@ -142,7 +144,7 @@ def _per_pixel(layer) -> bool:
     )
 
 
-def _dilation(layer, min_rate: int) -> int:
+def _dilation(layer: keras.Layer, min_rate: int) -> int:
     """The rate of a convolution that :func:`polyphase_dilated` can rewrite, else 0."""
     if not isinstance(layer, _FOLDABLE) or layer.padding != "same" or layer.data_format != "channels_last":
         return 0
@@ -152,7 +154,7 @@ def _dilation(layer, min_rate: int) -> int:
     return rates[0]
 
 
-def _polyphase_plan(model, min_rate: int) -> tuple[dict[str, int], dict[str, tuple[int, int, int]]]:
+def _polyphase_plan(model: keras.Model, min_rate: int) -> tuple[dict[str, int], dict[str, tuple[int, int, int]]]:
     """{layer: rate} to split in front of, {layer: (rate, height, width)} to merge after."""
     inputs_of, _, calls, outputs = _graph(model)
     layers = {layer.name: layer for layer in model.layers}
@@ -216,13 +218,13 @@ def polyphase_dilated(model: keras.Model, *, min_rate: int = 2) -> keras.Model:
     splits, merges = _polyphase_plan(model, int(min_rate))
     rewritten = set(splits) | set(merges)
 
-    def clone(layer):
+    def clone(layer: keras.Layer) -> keras.Layer:
         config = layer.get_config()
         if layer.name in rewritten:
             config["dilation_rate"] = (1, 1)
         return layer.__class__.from_config(config)
 
-    def call(layer, *args, **kwargs):
+    def call(layer: keras.Layer, *args: Any, **kwargs: Any) -> Any:
         if layer.name in splits:
             args = (PolyphaseSplit(splits[layer.name], name=f"{layer.name}_polyphase_split")(args[0]), *args[1:])
         out = layer(*args, **kwargs)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -38,7 +40,7 @@ def padded_size(size: int, J: int) -> int:
     return ((size + step) // step + 1) * step
 
 
-def _gabor(M: int, N: int, sigma: float, theta: float, xi: float, slant: float = 1.0):
+def _gabor(M: int, N: int, sigma: float, theta: float, xi: float, slant: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """A 2-D Gabor filter on an M×N periodic grid (origin at [0, 0]) summed over 5×5 periods, and its Gaussian
     envelope alone (the same filter with ``xi = 0``), both complex128 and normalized by 2πσ²/slant."""
     c, s = math.cos(theta), math.sin(theta)
@@ -88,7 +90,9 @@ def periodize_spectrum(spectrum: np.ndarray, level: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def morlet_filter_bank(M: int, N: int, J: int, L: int):
+def morlet_filter_bank(
+    M: int, N: int, J: int, L: int
+) -> tuple[tuple[np.ndarray, ...], dict[tuple[int, int], tuple[np.ndarray, ...]]]:
     """Fourier-domain filters for an M×N (padded) grid, float32, read-only.
 
     Returns ``(phi, psi)``: ``phi[r]`` is the low-pass at resolution r (r < J); ``psi[(j, theta)][r]`` is wavelet
@@ -123,7 +127,7 @@ class _FilterBank:
     arrays become constants of whichever graph calls the layer (eager, ``tf.function``, SavedModel export).
     """
 
-    def __init__(self, phi, psi, J: int, L: int):
+    def __init__(self, phi: Sequence[np.ndarray], psi: Mapping[tuple[int, int], Sequence[np.ndarray]], J: int, L: int):
         # φ_r on the half spectrum of a real signal (φ is real and even, so the product stays Hermitian)
         self.phi_half = [f[:, : f.shape[1] // 2 + 1].astype(np.complex64) for f in phi]
         # ψ_{j,·} at resolution r split into its (2**(j-r))² spectral aliases, each (L, M_r / k, N_r / k) and
@@ -179,7 +183,7 @@ class Scattering2D(keras.layers.Layer):
         """Number of scattering coefficients per input channel."""
         return len(self.paths)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         height, width = input_shape[1], input_shape[2]
         if height is None or width is None:
             raise ValueError(f"Scattering2D needs static spatial sizes, got input shape {tuple(input_shape)}")
@@ -193,7 +197,7 @@ class Scattering2D(keras.layers.Layer):
         super().build(input_shape)
 
     @staticmethod
-    def _full_spectrum(half, width: int):
+    def _full_spectrum(half: tf.Tensor, width: int) -> tuple[tf.Tensor, tf.Tensor]:
         """Real and imaginary parts of the full 2-D spectrum of a real signal, from its ``rfft2d``."""
         # F[u, v] = conj(F[-u mod M, N - v]) supplies the columns rfft2d leaves out.
         tail = half[..., 1 : width - width // 2]
@@ -203,7 +207,7 @@ class Scattering2D(keras.layers.Layer):
         im = tf.concat([tf.math.imag(half), -tf.math.imag(tail)], axis=-1)
         return re, im
 
-    def _wavelets(self, re, im, aliases):
+    def _wavelets(self, re: tf.Tensor, im: tf.Tensor, aliases: Sequence[tuple[int, int, tf.Tensor]]) -> tf.Tensor:
         """|x ⋆ ψ_{j,θ}| subsampled to scale j, for every source (axis 1) at resolution r and every θ.
 
         ``re``, ``im``: full spectra (N, P, M_r, N_r) of the sources; ``aliases``: ψ_{j,·} at resolution r as
@@ -222,7 +226,7 @@ class Scattering2D(keras.layers.Layer):
         z = tf.reshape(z, tf.stack([shape[0], shape[1] * shape[2], shape[3], shape[4]]))
         return tf.abs(tf.signal.ifft2d(z))
 
-    def _lowpass(self, half, r: int):
+    def _lowpass(self, half: tf.Tensor, r: int) -> tf.Tensor:
         """x ⋆ φ subsampled to 2**J and cropped, for signals given by their half spectra at resolution r."""
         height, width = self._padded[0] // 2**r, self._padded[1] // 2**r
         # Periodizing the spectrum and inverting at the coarse size equals inverting at the fine size and taking
@@ -231,7 +235,7 @@ class Scattering2D(keras.layers.Layer):
         k = 2 ** (self.J - r)
         return out[..., ::k, ::k][..., 1:-1, 1:-1]
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = tf.cast(inputs, tf.float32)
         rank4 = len(inputs.shape) == 4
         if rank4:
@@ -279,12 +283,12 @@ class Scattering2D(keras.layers.Layer):
             coefficients = tf.reshape(coefficients, [-1, out_h, out_w, channels * self.coefficients])
         return coefficients
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         step = 2**self.J
         height = None if input_shape[1] is None else input_shape[1] // step
         width = None if input_shape[2] is None else input_shape[2] // step
         channels = self.coefficients * (input_shape[3] if len(input_shape) == 4 else 1)
         return (input_shape[0], height, width, channels)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "J": self.J, "L": self.L, "max_order": self.max_order}

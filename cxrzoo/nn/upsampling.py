@@ -9,6 +9,8 @@ the corner pixels of input and output coincide, exactly as in PyTorch.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -23,22 +25,22 @@ class AlignedBilinearUpsampling2D(keras.layers.Layer):
     Input (B, H, W, C) → output (B, size_h·H, size_w·W, C); H and W may be unknown until run time.
     """
 
-    def __init__(self, size=2, **kwargs):
+    def __init__(self, size: int | tuple[int, int] = 2, **kwargs):
         super().__init__(**kwargs)
         size = (size, size) if isinstance(size, int) else tuple(size)
         if len(size) != 2 or not all(isinstance(s, int) and s >= 1 for s in size):
             raise ValueError(f"size must be a positive integer or a pair of them, got {size!r}")
         self.size = size
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         shape = tf.shape(inputs)
         out_size = tf.stack([shape[1] * self.size[0], shape[2] * self.size[1]])
         resized = tf.raw_ops.ResizeBilinear(images=inputs, size=out_size, align_corners=True, half_pixel_centers=False)
         return tf.cast(resized, inputs.dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         b, h, w, c = input_shape
         return (b, None if h is None else h * self.size[0], None if w is None else w * self.size[1], c)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "size": list(self.size)}

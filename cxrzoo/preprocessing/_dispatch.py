@@ -10,23 +10,35 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeGuard
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import tensorflow as tf
 
-def is_tensor(x) -> bool:
+
+def is_tensor(x: object) -> TypeGuard[tf.Tensor]:
     """True for a tf.Tensor (or tf.Variable). Does not import TensorFlow when the caller has not."""
     tf = sys.modules.get("tensorflow")
     return tf is not None and tf.is_tensor(x)
 
 
-def run(kernel: Callable[..., np.ndarray], x, *, dtype, shape: Sequence[int | None] | None, name: str):
+def run(
+    kernel: Callable[..., np.ndarray],
+    x: np.ndarray | tf.Tensor,
+    *,
+    dtype: npt.DTypeLike | tf.DType,
+    shape: Sequence[int | None] | None,
+    name: str,
+) -> np.ndarray | tf.Tensor:
     """``kernel(x)`` for a NumPy array; a ``tf.numpy_function`` node with a static ``shape`` for a tensor."""
     if not is_tensor(x):
         return kernel(x)
     import tensorflow as tf
 
-    def _call(array):
+    def _call(array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(kernel(array))
 
     out = tf.numpy_function(_call, [x], Tout=dtype, stateful=False, name=name)
@@ -35,14 +47,16 @@ def run(kernel: Callable[..., np.ndarray], x, *, dtype, shape: Sequence[int | No
     return out
 
 
-def describe(x) -> str:
+def describe(x: object) -> str:
     """A short description of an input for error messages."""
     if isinstance(x, np.ndarray) or is_tensor(x):
         return f"{type(x).__name__} of shape {tuple(x.shape)} and dtype {getattr(x.dtype, 'name', x.dtype)}"
     return type(x).__name__
 
 
-def check_image(img, op: str, *, dtypes=(np.uint8,), ndims=(2,)) -> None:
+def check_image(
+    img: object, op: str, *, dtypes: Sequence[npt.DTypeLike] = (np.uint8,), ndims: Sequence[int] = (2,)
+) -> None:
     """Validate an op's input (NumPy array or tensor) and raise a clear error naming the op and the problem."""
     if is_tensor(img):
         import tensorflow as tf
@@ -71,7 +85,7 @@ def check_image(img, op: str, *, dtypes=(np.uint8,), ndims=(2,)) -> None:
         raise ValueError(f"{op} got an empty image of shape {img.shape}")
 
 
-def static_hw(img) -> tuple[int | None, int | None]:
+def static_hw(img: np.ndarray | tf.Tensor) -> tuple[int | None, int | None]:
     """(H, W) as far as they are known statically."""
     shape = tuple(img.shape)
     if len(shape) < 2:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from cxrzoo.preprocessing import _dispatch
 from cxrzoo.preprocessing.histogram import beasf, clahe
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 _NUMERIC = (np.uint8, np.uint16, np.int16, np.int32, np.float16, np.float32, np.float64)
 
@@ -19,7 +25,7 @@ def _to_gray_kernel(img: np.ndarray) -> np.ndarray:
     return (rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(img.dtype)
 
 
-def to_gray(img):
+def to_gray(img: np.ndarray | tf.Tensor) -> np.ndarray | tf.Tensor:
     """``(H, W, 3 or 4)`` RGB(A) → ``(H, W)`` gray with ITU-R 601-2 luma weights (0.299, 0.587, 0.114).
 
     For uint8 this is bit-identical to Pillow's ``convert("L")`` (what :func:`read_image` and Keras'
@@ -32,14 +38,14 @@ def to_gray(img):
     if img.shape[-1] not in (3, 4):
         raise ValueError(f"to_gray expects 3 (RGB) or 4 (RGBA) channels, got shape {tuple(img.shape)}")
 
-    def _kernel(array):
+    def _kernel(array: np.ndarray) -> np.ndarray:
         _dispatch.check_image(array, "to_gray", dtypes=_NUMERIC, ndims=(3,))
         return _to_gray_kernel(array)
 
     return _dispatch.run(_kernel, img, dtype=img.dtype, shape=tuple(img.shape[:2]), name="to_gray")
 
 
-def complement(img):
+def complement(img: np.ndarray | tf.Tensor) -> np.ndarray | tf.Tensor:
     """The image complement ``255 - x`` of a uint8 image (the thesis' "image complementation").
 
     The thesis prints the formula as ``y = 225 - x``; its text ("subtracted from the highest intensity value, 255")
@@ -53,7 +59,9 @@ def complement(img):
     return np.subtract(np.uint8(255), img)
 
 
-def standardize(x, mean: float, std: float, *, dtype="float32"):
+def standardize(
+    x: np.ndarray | tf.Tensor, mean: float | Sequence[float], std: float | Sequence[float], *, dtype: str = "float32"
+) -> np.ndarray | tf.Tensor:
     """``(x - mean) / std`` as floating point (CXR-Net Module 2 standardizes its input X this way).
 
     Args:
@@ -92,7 +100,9 @@ THREE_CHANNEL_SCHEMES = {
 }
 
 
-def _channel(kind: str, img: np.ndarray, clip_limit: float, tile_grid_size, gamma: float) -> np.ndarray:
+def _channel(
+    kind: str, img: np.ndarray, clip_limit: float, tile_grid_size: tuple[int, int], gamma: float
+) -> np.ndarray:
     if kind == "original":
         return img
     if kind == "clahe":
@@ -102,7 +112,14 @@ def _channel(kind: str, img: np.ndarray, clip_limit: float, tile_grid_size, gamm
     return complement(img)
 
 
-def three_channel(img, scheme: str, *, clip_limit: float = 2.0, tile_grid_size=(8, 8), gamma: float = 1.5):
+def three_channel(
+    img: np.ndarray | tf.Tensor,
+    scheme: str,
+    *,
+    clip_limit: float = 2.0,
+    tile_grid_size: tuple[int, int] = (8, 8),
+    gamma: float = 1.5,
+) -> np.ndarray | tf.Tensor:
     """Stack three enhanced versions of a uint8 image into ``(H, W, 3)`` uint8.
 
     Schemes (see :data:`THREE_CHANNEL_SCHEMES`):
@@ -117,7 +134,7 @@ def three_channel(img, scheme: str, *, clip_limit: float = 2.0, tile_grid_size=(
     _dispatch.check_image(img, "three_channel")
     kinds = THREE_CHANNEL_SCHEMES[scheme]
 
-    def _kernel(array):
+    def _kernel(array: np.ndarray) -> np.ndarray:
         _dispatch.check_image(array, "three_channel")
         return np.stack([_channel(k, array, clip_limit, tile_grid_size, gamma) for k in kinds], axis=-1)
 

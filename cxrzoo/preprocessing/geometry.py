@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from cxrzoo.preprocessing import _dispatch
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 #: ``method`` names of :func:`resize` → OpenCV interpolation flags. "nearest" is OpenCV's INTER_NEAREST (source
 #: index ``floor(dst * scale)``, what the authors' scripts used); "nearest_exact" samples at pixel centres.
@@ -23,7 +28,7 @@ _RESIZE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
 _ANY_DTYPES = (np.uint8, np.uint16, np.int16, np.int32, np.float16, np.float32, np.float64, np.bool_)
 
 
-def _size_hw(size, op: str) -> tuple[int, int]:
+def _size_hw(size: int | Sequence[int], op: str) -> tuple[int, int]:
     if isinstance(size, numbers.Integral):
         size = (size, size)
     try:
@@ -35,7 +40,9 @@ def _size_hw(size, op: str) -> tuple[int, int]:
     return height, width
 
 
-def resize(img, size, method: str = "bilinear"):
+def resize(
+    img: np.ndarray | tf.Tensor, size: int | tuple[int, int], method: str = "bilinear"
+) -> np.ndarray | tf.Tensor:
     """Resize to ``size = (height, width)`` exactly as ``cv2.resize(img, (width, height), interpolation=...)``.
 
     Args:
@@ -58,7 +65,7 @@ def resize(img, size, method: str = "bilinear"):
     _dispatch.check_image(img, "resize", dtypes=_RESIZE_DTYPES, ndims=(2, 3))
     flag = RESIZE_METHODS[method]
 
-    def _kernel(array):
+    def _kernel(array: np.ndarray) -> np.ndarray:
         _dispatch.check_image(array, "resize", dtypes=_RESIZE_DTYPES, ndims=(2, 3))
         out = cv2.resize(array, (width, height), interpolation=flag)
         if array.ndim == 3 and out.ndim == 2:  # OpenCV drops a single channel axis
@@ -69,7 +76,7 @@ def resize(img, size, method: str = "bilinear"):
     return _dispatch.run(_kernel, img, dtype=img.dtype, shape=shape, name="resize")
 
 
-def crop_top(img, fraction: float = 0.08):
+def crop_top(img: np.ndarray | tf.Tensor, fraction: float = 0.08) -> np.ndarray | tf.Tensor:
     """Drop the top ``int(H * fraction)`` rows (the screening baselines' paper and COVID-Net CXR-2 crop 8% to remove
     text labels).
 
@@ -79,7 +86,7 @@ def crop_top(img, fraction: float = 0.08):
         raise ValueError(f"crop_top: fraction must be in [0, 1), got {fraction}")
     _dispatch.check_image(img, "crop_top", dtypes=_ANY_DTYPES, ndims=(2, 3))
 
-    def _kernel(array):
+    def _kernel(array: np.ndarray) -> np.ndarray:
         _dispatch.check_image(array, "crop_top", dtypes=_ANY_DTYPES, ndims=(2, 3))
         return array[int(array.shape[0] * float(fraction)) :]
 
@@ -88,7 +95,9 @@ def crop_top(img, fraction: float = 0.08):
     return _dispatch.run(_kernel, img, dtype=img.dtype, shape=(out_h, width) + tuple(img.shape[2:]), name="crop_top")
 
 
-def center_crop(img, fraction_or_size="square"):
+def center_crop(
+    img: np.ndarray | tf.Tensor, fraction_or_size: str | float | int | tuple[int, int] = "square"
+) -> np.ndarray | tf.Tensor:
     """Crop the centre of an image.
 
     Args:
@@ -117,7 +126,7 @@ def center_crop(img, fraction_or_size="square"):
             return height - 2 * int((height - height * spec) / 2), width - 2 * int((width - width * spec) / 2)
         return _size_hw(spec, "center_crop")
 
-    def _kernel(array):
+    def _kernel(array: np.ndarray) -> np.ndarray:
         _dispatch.check_image(array, "center_crop", dtypes=_ANY_DTYPES, ndims=(2, 3))
         height, width = array.shape[:2]
         h, w = _crop_size(height, width)

@@ -6,10 +6,16 @@ pass to count and one pass to map, whatever the image size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from cxrzoo.preprocessing import _dispatch
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 _LEVELS = 256
 
@@ -25,11 +31,13 @@ def _apply_lut(img: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return cv2.LUT(img, lut.astype(np.uint8, copy=False)).reshape(img.shape)
 
 
-def _uint8_op(name: str, kernel, img):
+def _uint8_op(
+    name: str, kernel: Callable[[np.ndarray], np.ndarray], img: np.ndarray | tf.Tensor
+) -> np.ndarray | tf.Tensor:
     """Validate a 2-D uint8 image and run ``kernel`` on it (eagerly or inside a graph)."""
     _dispatch.check_image(img, name)
 
-    def _checked(array):
+    def _checked(array: np.ndarray) -> np.ndarray:
         _dispatch.check_image(array, name)
         return kernel(array)
 
@@ -58,7 +66,7 @@ def equalization_lut(img: np.ndarray) -> np.ndarray:
     return lut
 
 
-def equalize_hist(img):
+def equalize_hist(img: np.ndarray | tf.Tensor) -> np.ndarray | tf.Tensor:
     """Global histogram equalization, bit-identical to ``cv2.equalizeHist``.
 
     CXR-Net's preparation ends with it, and the screening baselines' paper optionally applies it. Input and output: a
@@ -75,7 +83,9 @@ def equalize_hist(img):
 # --------------------------------------------------------------------------------------------------------- CLAHE
 
 
-def clahe(img, clip_limit: float = 2.0, tile_grid_size=(8, 8)):
+def clahe(
+    img: np.ndarray | tf.Tensor, clip_limit: float = 2.0, tile_grid_size: tuple[int, int] = (8, 8)
+) -> np.ndarray | tf.Tensor:
     """Contrast-limited adaptive histogram equalization with OpenCV's semantics (``cv2.createCLAHE(...).apply``).
 
     Args:
@@ -97,7 +107,7 @@ def clahe(img, clip_limit: float = 2.0, tile_grid_size=(8, 8)):
     if len(tiles) != 2 or min(tiles) < 1:
         raise ValueError(f"clahe: tile_grid_size must be two positive ints, got {tile_grid_size!r}")
 
-    def _kernel(array):
+    def _kernel(array: np.ndarray) -> np.ndarray:
         # A new CLAHE object per call: OpenCV's keeps per-call buffers, so sharing one across tf.data threads races.
         return cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=tiles).apply(array)
 
@@ -123,7 +133,7 @@ def matching_lut(img: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return mapped.astype(np.uint8)  # truncation, as the authors' cast
 
 
-def match_histogram(img, reference):
+def match_histogram(img: np.ndarray | tf.Tensor, reference: np.ndarray | tf.Tensor) -> np.ndarray | tf.Tensor:
     """Map ``img``'s gray levels so that its histogram matches ``reference``'s (quantile mapping).
 
     Each level's cumulative share of pixels is looked up on the reference's cumulative distribution and linearly
@@ -200,7 +210,7 @@ def beasf_lut(img: np.ndarray, gamma: float = 1.5) -> np.ndarray:
     return lut
 
 
-def beasf(img, gamma: float = 1.5):
+def beasf(img: np.ndarray | tf.Tensor, gamma: float = 1.5) -> np.ndarray | tf.Tensor:
     """Bi-histogram equalization with adaptive sigmoid functions (BEASF), bit for bit as COVID-CXNet computes it.
 
     COVID-CXNet's second channel (gamma 1.5), a port of Arriaga-Garcia et al. (2014). The image is split at its

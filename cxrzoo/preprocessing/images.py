@@ -8,6 +8,7 @@ and the infection detector share them, so every entry point accepts and refuses 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -15,9 +16,11 @@ from cxrzoo.preprocessing.enhance import to_gray
 from cxrzoo.preprocessing.io import read_image
 
 PATH_TYPES = (str, os.PathLike, bytes, bytearray)
+#: One image as the entry points accept it: a path, encoded bytes, or an array.
+ImageInput = str | os.PathLike | bytes | bytearray | np.ndarray
 
 
-def image_list(images: object) -> tuple[list, bool]:
+def image_list(images: ImageInput | Sequence[ImageInput]) -> tuple[list, bool]:
     """``(items, single)``: the images as a list, and whether one image (not a list or batch) was given.
 
     A 2-D array, or a 3-D array whose last axis has 1, 3 or 4 channels, is one image; other 3-D and 4-D arrays
@@ -38,7 +41,7 @@ def image_list(images: object) -> tuple[list, bool]:
     raise TypeError(f"images must be a path, an array, or a list of them; got {type(images).__name__}")
 
 
-def load_image(item: object, *, native_depth: bool = False, gray: bool = True) -> np.ndarray:
+def load_image(item: ImageInput, *, native_depth: bool = False, gray: bool = True) -> np.ndarray:
     """One image as a checked NumPy array: a path or bytes is read (:func:`read_image`, at its stored depth with
     ``native_depth=True``); an array is checked (numeric, finite, (H, W), (H, W, 1) or (H, W, 3|4), not empty) and,
     with ``gray=True``, colour becomes luma. A trailing channel axis of 1 is dropped."""

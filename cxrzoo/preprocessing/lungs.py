@@ -18,15 +18,20 @@ map does not crash and a margin never wraps around the image edge (see ``on_empt
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage
 
 from cxrzoo.preprocessing.geometry import resize
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
 ON_EMPTY = ("full", "raise")
 
 
-def _as_float_mask(mask, image_hw: tuple[int, int]) -> np.ndarray:
+def _as_float_mask(mask: npt.ArrayLike, image_hw: tuple[int, int]) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[-1] == 1:
         mask = mask[..., 0]
@@ -47,7 +52,7 @@ def _as_float_mask(mask, image_hw: tuple[int, int]) -> np.ndarray:
 
 
 def lung_box(
-    mask,
+    mask: npt.ArrayLike,
     dilation: tuple[int, int] = (5, 5),
     iterations: int = 3,
     margin: int = 0,
@@ -82,8 +87,8 @@ def lung_box(
 
 
 def crop_to_lungs(
-    img,
-    mask,
+    img: npt.ArrayLike,
+    mask: npt.ArrayLike,
     dilation: tuple[int, int] = (5, 5),
     iterations: int = 3,
     margin: int = 0,
@@ -91,7 +96,7 @@ def crop_to_lungs(
     size: tuple[int, int] | None = None,
     on_empty: str = "full",
     return_box: bool = False,
-):
+) -> np.ndarray | tuple[np.ndarray, tuple[int, int, int, int]]:
     """Crops ``img`` to the dilated lung region of ``mask``, as COVID-CXNet's ROI-extraction block does.
 
     Reference: Haghanifar et al., COVID-CXNet, §3.2 and Fig. 4; the authors' ``do_segmentation``.
@@ -139,7 +144,7 @@ def crop_to_lungs(
 _EIGHT_CONNECTED = np.ones((3, 3), bool)
 
 
-def as_binary_mask(mask, what: str = "mask") -> np.ndarray:
+def as_binary_mask(mask: npt.ArrayLike, what: str = "mask") -> np.ndarray:
     """``mask`` as a 2-D boolean array (numeric masks: > 0), checked; ``what`` names it in errors."""
     array = np.asarray(mask)
     if array.ndim != 2:
@@ -153,7 +158,7 @@ def as_binary_mask(mask, what: str = "mask") -> np.ndarray:
     return array
 
 
-def split_lungs(lung_mask) -> tuple[np.ndarray, np.ndarray]:
+def split_lungs(lung_mask: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """The patient's (left, right) lung masks from a lung mask, by connected components.
 
     Radiological orientation: the patient's left lung appears on the image's right. Rules, on 8-connected

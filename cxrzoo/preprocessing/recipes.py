@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -32,6 +32,9 @@ from cxrzoo.preprocessing.geometry import resize
 from cxrzoo.preprocessing.io import minmax_to_uint8, read_image
 from cxrzoo.spec import SPECS, ModelSpec
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 #: ImageNet statistics on the [0, 1] scale (torchvision's), used by the thesis recipes.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,7 +43,7 @@ NORMALIZATIONS = ("unit", "imagenet")
 MaskList = list  # of 2-D uint8 arrays
 
 
-def gray(image, op: str) -> np.ndarray:
+def gray(image: np.ndarray, op: str) -> np.ndarray:
     """A 2-D numeric image of any depth: colour → luma, a trailing channel axis of 1 dropped."""
     if not isinstance(image, np.ndarray) or image.dtype.kind not in "uif":
         raise TypeError(f"{op} expects a numeric image array, got {_dispatch.describe(image)}")
@@ -55,7 +58,7 @@ def gray(image, op: str) -> np.ndarray:
     return image
 
 
-def gray_uint8(image, op: str = "recipe") -> np.ndarray:
+def gray_uint8(image: np.ndarray, op: str = "recipe") -> np.ndarray:
     """:func:`_gray`, then deeper data min-max scaled to uint8 (rounded), like :func:`read_image`."""
     image = gray(image, op)
     return image if image.dtype == np.uint8 else minmax_to_uint8(image, None, op)
@@ -138,7 +141,7 @@ class Recipe:
             image = out
         return image, masks
 
-    def __call__(self, image):
+    def __call__(self, image: np.ndarray | tf.Tensor | str | os.PathLike | bytes | bytearray) -> np.ndarray | tf.Tensor:
         """Prepare one image: a NumPy array, a tensor (inside ``tf.data`` too), a path or encoded bytes."""
         if isinstance(image, (str, os.PathLike, bytes, bytearray)):
             image = read_image(image, native_depth=True)
@@ -174,7 +177,7 @@ def resize_step(size: tuple[int, int], method: str) -> Step:
 def resize_truncate_step(size: tuple[int, int]) -> Step:
     # COVID-CXNet resizes the float32 array returned by Keras' img_to_array, then casts with astype(uint8): values
     # are truncated, not rounded. Overshoot beyond [0, 255] (which astype would wrap around) is clipped here.
-    def _image(a):
+    def _image(a: np.ndarray) -> np.ndarray:
         out = cv2.resize(a.astype(np.float32), (size[1], size[0]), interpolation=cv2.INTER_CUBIC)
         return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
@@ -189,7 +192,7 @@ def scale_step(normalization: str = "unit") -> Step:
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
-    def _arithmetic(a):
+    def _arithmetic(a: np.ndarray) -> np.ndarray:
         x = np.divide(a, np.float32(255.0), dtype=np.float32)  # one pass; the same values as astype, then /
         if x.ndim == 2:
             x = x[..., None]
@@ -203,14 +206,14 @@ def scale_step(normalization: str = "unit") -> Step:
     table = _arithmetic(np.arange(256, dtype=np.uint8).reshape(256, 1))  # (256, 1, 1) or (256, 1, 3)
     channels = table.shape[-1]
 
-    def _image(a):
+    def _image(a: np.ndarray) -> np.ndarray:
         if a.dtype == np.uint8:
             out = np.empty(a.shape if a.ndim == 3 else a.shape + (1,), np.float32)
             if _into(a, out):
                 return out
         return _arithmetic(a)
 
-    def _into(a, out):
+    def _into(a: np.ndarray, out: np.ndarray) -> bool:
         if a.dtype != np.uint8 or out.shape != (a.shape if a.ndim == 3 else a.shape + (1,)):
             return False
         if channels == 1 and out.shape[-1] == 1:
@@ -228,7 +231,7 @@ def scale_step(normalization: str = "unit") -> Step:
     return Step(f"{label} → float32", _image, into=_into)
 
 
-def check_size(size, name: str) -> tuple[int, int]:
+def check_size(size: int | Sequence[int], name: str) -> tuple[int, int]:
     if isinstance(size, (int, np.integer)):
         size = (int(size), int(size))
     size = tuple(int(s) for s in size)
@@ -246,7 +249,9 @@ def replicate3(a: np.ndarray) -> np.ndarray:
 RECIPES: Catalog[Callable[..., Recipe]] = Catalog("recipe")
 
 
-def register_recipe(name: str, factory: Callable[..., Recipe], *, aliases: tuple[str, ...] = ()):
+def register_recipe(
+    name: str, factory: Callable[..., Recipe], *, aliases: tuple[str, ...] = ()
+) -> Callable[..., Recipe]:
     """Registers ``factory(**options) -> Recipe`` as the recipe ``name`` (a paper's folder does this)."""
     return RECIPES.register(name, factory, aliases=aliases)
 

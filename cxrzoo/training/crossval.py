@@ -8,14 +8,20 @@ construction (and is checked again here before any training).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cxrzoo.data.splits import patient_kfold
 from cxrzoo.training.fit import TrainingResult, fit_classifier, fit_segmenter
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import tensorflow as tf
 
 __all__ = ["CrossValidationResult", "cross_validate"]
 
@@ -42,31 +48,31 @@ class CrossValidationResult:
     groups: np.ndarray | None = field(default=None, repr=False)
 
 
-def _take(data, index):
+def _take(data: Sequence[Any], index: np.ndarray) -> tuple:
     """Rows ``index`` of every array in ``(x, y[, w])``; ``x`` may be a pair of arrays."""
     x, *rest = data
     x = tuple(np.asarray(a)[index] for a in x) if isinstance(x, (tuple, list)) else np.asarray(x)[index]
     return (x, *(np.asarray(a)[index] for a in rest))
 
 
-def _n_cases(data) -> int:
+def _n_cases(data: Sequence[Any]) -> int:
     x = data[0]
     return len(x[0]) if isinstance(x, (tuple, list)) else len(x)
 
 
 def cross_validate(
     builder: Callable,
-    data,
+    data: Sequence[Any],
     n_splits: int = 6,
-    groups=None,
+    groups: npt.ArrayLike | None = None,
     *,
     task: str = "classification",
-    stratify=None,
+    stratify: npt.ArrayLike | None = None,
     seed: int = 0,
-    output_dir=None,
+    output_dir: str | os.PathLike | None = None,
     predict_batch_size: int = 32,
-    strategy=None,
-    verbose=0,
+    strategy: tf.distribute.Strategy | None = None,
+    verbose: int | str = 0,
     **fit_kwargs,
 ) -> CrossValidationResult:
     """Trains a fresh ``builder()`` model on each of ``n_splits`` patient-disjoint folds.

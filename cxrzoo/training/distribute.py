@@ -31,6 +31,12 @@ Example (two logical devices on one CPU, as in the tests)::
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
 __all__ = [
     "build_in_scope",
@@ -67,19 +73,19 @@ def split_cpu(n: int) -> list:
     return tf.config.list_logical_devices("CPU")
 
 
-def default_strategy():
+def default_strategy() -> tf.distribute.Strategy:
     """The strategy in scope (``tf.distribute.get_strategy()``: the no-op default strategy outside any scope)."""
     import tensorflow as tf
 
     return tf.distribute.get_strategy()
 
 
-def num_replicas(strategy=None) -> int:
+def num_replicas(strategy: tf.distribute.Strategy | None = None) -> int:
     """Replicas that share each global batch under ``strategy`` (default: the one in scope)."""
     return (strategy or default_strategy()).num_replicas_in_sync
 
 
-def is_chief(strategy=None) -> bool:
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     """True unless this process is a non-chief worker of a multi-worker strategy (only the chief writes files)."""
     strategy = strategy or default_strategy()
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -91,7 +97,7 @@ def is_chief(strategy=None) -> bool:
     )
 
 
-def shard_dataset(dataset, strategy=None):
+def shard_dataset(dataset: tf.data.Dataset, strategy: tf.distribute.Strategy | None = None) -> tf.data.Dataset:
     """``dataset`` with the DATA auto-shard policy when ``strategy`` spans several workers (else unchanged).
 
     ``dataset`` must yield *global* batches; ``Model.fit`` splits each across the replicas.
@@ -106,14 +112,16 @@ def shard_dataset(dataset, strategy=None):
     return dataset.with_options(options)
 
 
-def _is_multi_worker(strategy) -> bool:
+def _is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 @contextlib.contextmanager
-def synchronized_batch_norm(model, enabled: bool = True):
+def synchronized_batch_norm(
+    model: keras.Model, enabled: bool = True
+) -> Iterator[list[keras.layers.BatchNormalization]]:
     """Within the block, every ``BatchNormalization`` layer of ``model`` (nested models included) normalizes
     with the statistics of the global batch across replicas; the layers' own setting is restored afterwards."""
     import keras
@@ -130,14 +138,16 @@ def synchronized_batch_norm(model, enabled: bool = True):
             layer.synchronized = value
 
 
-def _all_layers(model):
+def _all_layers(model: keras.Layer) -> Iterator[keras.Layer]:
     for layer in model.layers:
         yield layer
         if hasattr(layer, "layers"):
             yield from _all_layers(layer)
 
 
-def build_in_scope(model_or_builder, strategy=None):
+def build_in_scope(
+    model_or_builder: keras.Model | Callable[[], keras.Model], strategy: tf.distribute.Strategy | None = None
+) -> keras.Model:
     """The model to train: calls a builder inside ``strategy.scope()``, or checks that a given model's variables
     were created under ``strategy`` (a model built outside the scope cannot be trained by it)."""
     import keras

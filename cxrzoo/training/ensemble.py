@@ -33,23 +33,23 @@ _POOLING = (
 )
 
 
-def _activation_name(layer) -> str | None:
+def _activation_name(layer: keras.Layer) -> str | None:
     activation = getattr(layer, "activation", None)
     if activation is None:
         return "softmax" if isinstance(layer, keras.layers.Softmax) else None
     return getattr(activation, "__name__", str(activation))
 
 
-def _fresh(layer):
+def _fresh(layer: keras.Layer) -> keras.Layer:
     """A new, unbuilt layer with ``layer``'s configuration (for weight-free head layers)."""
     return layer.__class__.from_config(layer.get_config())
 
 
-def _copy(member, *, linear_output: bool = False):
+def _copy(member: keras.Model, *, linear_output: bool = False) -> keras.Model:
     """A clone of ``member`` with its weights; with ``linear_output`` the last layer's activation is removed."""
     last = member.layers[-1]
 
-    def clone(layer):
+    def clone(layer: keras.Layer) -> keras.Layer:
         config = layer.get_config()
         if linear_output and layer is last:
             config["activation"] = "linear"
@@ -60,7 +60,7 @@ def _copy(member, *, linear_output: bool = False):
     return copy
 
 
-def _head_after(member, pooling) -> list:
+def _head_after(member: keras.Model, pooling: keras.Layer) -> list:
     """The layers from ``pooling`` to the output, checked to form a weight-free chain."""
     chain, layer = [], pooling
     while True:
@@ -80,7 +80,7 @@ def _head_after(member, pooling) -> list:
     return chain
 
 
-def _inputs_of(layer) -> list:
+def _inputs_of(layer: keras.Layer) -> list:
     try:
         inputs = layer.input
     except (AttributeError, ValueError):
@@ -88,7 +88,7 @@ def _inputs_of(layer) -> list:
     return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
 
 
-def _feature_layer(member, feature_layer: str | None):
+def _feature_layer(member: keras.Model, feature_layer: str | None) -> keras.Layer:
     if feature_layer is not None:
         layer = member.get_layer(feature_layer)
         consumers = [other for other in member.layers if any(t is layer.output for t in _inputs_of(other))]
@@ -104,7 +104,7 @@ def _feature_layer(member, feature_layer: str | None):
     return pools[-1]
 
 
-def _check_members(models) -> None:
+def _check_members(models: Sequence[keras.Model]) -> None:
     if len(models) < 2:
         raise ValueError(f"an ensemble needs at least two models, got {len(models)}")
     for m in models:
@@ -124,14 +124,14 @@ def _check_members(models) -> None:
 
 
 def ensemble(
-    models: Sequence,
+    models: Sequence[keras.Model],
     mode: str = "feature_average",
     *,
     feature_layer: str | None = None,
-    front=None,
+    front: keras.Model | None = None,
     trainable: bool = False,
     name: str = "ensemble",
-):
+) -> keras.Model:
     """Joins trained ``models`` into one Keras model whose members run as parallel paths.
 
     Args:
@@ -174,7 +174,7 @@ def ensemble(
     head: list = []
     paths = []
 
-    def path_model(copy, output, k):
+    def path_model(copy: keras.Model, output: keras.KerasTensor, k: int) -> keras.Model:
         ins = copy.inputs if len(copy.inputs) > 1 else copy.inputs[0]
         return keras.Model(ins, output, name=f"member{k}")
 

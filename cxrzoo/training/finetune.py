@@ -8,7 +8,10 @@ The usual recipe (docs/finetuning.md): build the published model, build the mode
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["TransferReport", "set_trainable", "transfer_weights"]
 
@@ -21,7 +24,7 @@ class TransferReport(NamedTuple):
     new: list[str]  # absent from the source
 
 
-def _weighted_layers(model, prefix: str = "") -> dict:
+def _weighted_layers(model: keras.Model, prefix: str = "") -> dict:
     """Path → layer for every layer that owns weights, descending into nested models."""
     import keras
 
@@ -35,7 +38,7 @@ def _weighted_layers(model, prefix: str = "") -> dict:
     return out
 
 
-def transfer_weights(source, target, *, freeze: bool = False) -> TransferReport:
+def transfer_weights(source: keras.Model, target: keras.Model, *, freeze: bool = False) -> TransferReport:
     """Copies every layer's weights from ``source`` into the layer of the same name (path) in ``target`` when all
     their shapes agree; the other layers of ``target`` keep their initialization.
 
@@ -73,7 +76,9 @@ def transfer_weights(source, target, *, freeze: bool = False) -> TransferReport:
     return TransferReport(copied, mismatched, new)
 
 
-def set_trainable(model, trainable: bool = True, *, layers: Sequence[str] | Callable | None = None) -> list[str]:
+def set_trainable(
+    model: keras.Model, trainable: bool = True, *, layers: Sequence[str] | Callable | None = None
+) -> list[str]:
     """Sets ``trainable`` on the weighted layers of ``model`` (all, those whose path starts with one of the
     ``layers`` prefixes, or those for which ``layers(path)`` is true); returns the paths changed.
 

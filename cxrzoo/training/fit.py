@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import keras
 import numpy as np
@@ -36,9 +37,17 @@ from cxrzoo.training.distribute import (
 from cxrzoo.training.loop import custom_fit
 from cxrzoo.training.recipes import TrainingRecipe, list_training_recipes, training_recipe
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import tensorflow as tf
+
+    from cxrzoo.data.augment import Augmentation
+
 __all__ = ["TrainingResult", "as_dataset", "fit_classifier", "fit_segmenter", "prepare_labels"]
 
 RECIPE = "recipe"  # sentinel: "use the recipe's value"
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -77,10 +86,10 @@ class _EpochTimer(keras.callbacks.Callback):
         super().__init__()
         self.seconds: list[float] = []
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
 
 
@@ -94,7 +103,7 @@ class _KeepBest(keras.callbacks.Callback):
         self.lower_is_better = "loss" in monitor
         self.best, self.best_epoch, self.weights = None, None, None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
         if value is None or not np.isfinite(value):
             return
@@ -104,12 +113,12 @@ class _KeepBest(keras.callbacks.Callback):
             if self.restore:
                 self.weights = self.model.get_weights()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict | None = None) -> None:
         if self.restore and self.weights is not None:
             self.model.set_weights(self.weights)
 
 
-def prepare_labels(y, model) -> np.ndarray:
+def prepare_labels(y: npt.ArrayLike, model: keras.Model) -> np.ndarray:
     """Labels in the form ``model``'s output needs: one-hot (N, C) for a C-way head from class ids (or one-hot),
     (N, 1) floats for a single sigmoid/logit output."""
     y = np.asarray(y)
@@ -132,22 +141,22 @@ def prepare_labels(y, model) -> np.ndarray:
     return np.eye(classes, dtype=np.float32)[ids]
 
 
-def _class_ids(y) -> np.ndarray:
+def _class_ids(y: npt.ArrayLike) -> np.ndarray:
     y = np.asarray(y)
     return y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(-1).astype(np.int64)
 
 
 def as_dataset(
-    data,
+    data: tf.data.Dataset | Sequence[Any],
     *,
     task: str,
-    model,
+    model: keras.Model,
     batch_size: int,
-    augment=None,
+    augment: str | Augmentation | None = None,
     shuffle: bool = False,
     seed: int | None = None,
-    strategy=None,
-):
+    strategy: tf.distribute.Strategy | None = None,
+) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of global batches from ``data``, sharded for ``strategy``.
 
     ``data`` is a ``tf.data.Dataset`` (used as it is: it must already be batched with the global batch size) or
@@ -206,11 +215,13 @@ def as_dataset(
     return shard_dataset(ds, strategy)
 
 
-def _resolve(value, default):
+def _resolve(value: Any, default: Any) -> Any:
     return default if isinstance(value, str) and value == RECIPE else value
 
 
-def _class_weight(spec, train, model, task):
+def _class_weight(
+    spec: str | dict[int, float] | None, train: tf.data.Dataset | Sequence[Any], model: keras.Model, task: str
+) -> dict[int, float] | None:
     if spec is None or isinstance(spec, dict):
         return spec
     if spec != "balanced":
@@ -230,7 +241,7 @@ def _check_task(rec: TrainingRecipe, task: str) -> TrainingRecipe:
     return rec
 
 
-def _recipe_of(model, task: str) -> str:
+def _recipe_of(model: keras.Model, task: str) -> str:
     """The training recipe named by the model's spec (or by the spec of the architecture it is named after)."""
     spec = spec_of(model)
     if spec is None and getattr(model, "name", None) in SPECS:
@@ -245,33 +256,33 @@ def _recipe_of(model, task: str) -> str:
 
 def _fit(
     task: str,
-    model,
-    train,
-    validation,
+    model: keras.Model | Callable[[], keras.Model],
+    train: tf.data.Dataset | Sequence[Any],
+    validation: tf.data.Dataset | Sequence[Any] | None,
     *,
-    recipe,
-    epochs,
-    batch_size,
-    learning_rate,
-    optimizer,
-    loss,
-    metrics,
-    augment,
-    class_weight,
-    early_stopping,
-    reduce_lr,
-    monitor,
-    output_dir,
-    restore_best,
-    callbacks,
-    strategy,
-    sync_batchnorm,
-    seed,
-    steps_per_epoch,
-    validation_steps,
-    verbose,
-    loop,
-):
+    recipe: str | TrainingRecipe | None,
+    epochs: int | str,
+    batch_size: int | str,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None,
+    optimizer: keras.optimizers.Optimizer | Callable[[], keras.optimizers.Optimizer] | None,
+    loss: Any,
+    metrics: Any,
+    augment: str | Augmentation | None,
+    class_weight: str | dict[int, float] | None,
+    early_stopping: dict[str, Any] | str | None,
+    reduce_lr: dict[str, Any] | str | None,
+    monitor: str,
+    output_dir: str | os.PathLike | None,
+    restore_best: bool,
+    callbacks: Sequence[keras.callbacks.Callback],
+    strategy: tf.distribute.Strategy | None,
+    sync_batchnorm: bool,
+    seed: int | None,
+    steps_per_epoch: int | None,
+    validation_steps: int | None,
+    verbose: int | str,
+    loop: str,
+) -> TrainingResult:
     if loop not in ("auto", "keras", "custom"):
         raise ValueError(f"loop must be 'auto', 'keras' or 'custom', got {loop!r}")
     if recipe is not None:  # a wrong recipe is reported before any model is built
@@ -417,38 +428,38 @@ _ARGS_DOC = """Args:
         A :class:`TrainingResult`."""
 
 
-def _document(fn):
+def _document(fn: _F) -> _F:
     fn.__doc__ = fn.__doc__.replace("{args}", _ARGS_DOC)
     return fn
 
 
 @_document
 def fit_segmenter(
-    model,
-    train,
-    validation=None,
+    model: keras.Model | Callable[[], keras.Model],
+    train: tf.data.Dataset | Sequence[Any],
+    validation: tf.data.Dataset | Sequence[Any] | None = None,
     *,
     recipe: str | TrainingRecipe | None = None,
-    epochs=RECIPE,
-    batch_size=RECIPE,
-    learning_rate=None,
-    optimizer=None,
-    loss=None,
-    metrics=None,
-    augment=RECIPE,
-    class_weight=None,
-    early_stopping=RECIPE,
-    reduce_lr=RECIPE,
-    monitor=RECIPE,
-    output_dir=None,
+    epochs: int | str = RECIPE,
+    batch_size: int | str = RECIPE,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None,
+    optimizer: keras.optimizers.Optimizer | Callable[[], keras.optimizers.Optimizer] | None = None,
+    loss: Any = None,
+    metrics: Any = None,
+    augment: str | Augmentation | None = RECIPE,
+    class_weight: str | dict[int, float] | None = None,
+    early_stopping: dict[str, Any] | str | None = RECIPE,
+    reduce_lr: dict[str, Any] | str | None = RECIPE,
+    monitor: str = RECIPE,
+    output_dir: str | os.PathLike | None = None,
     restore_best: bool = True,
-    callbacks=(),
-    strategy=None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    strategy: tf.distribute.Strategy | None = None,
     sync_batchnorm: bool = True,
     seed: int | None = None,
-    steps_per_epoch=None,
-    validation_steps=None,
-    verbose="auto",
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    verbose: int | str = "auto",
     loop: str = "auto",
 ) -> TrainingResult:
     """Trains a segmentation model with its paper's protocol: ``recipe`` (default: the one the model's spec names,
@@ -471,31 +482,31 @@ def fit_segmenter(
 
 @_document
 def fit_classifier(
-    model,
-    train,
-    validation=None,
+    model: keras.Model | Callable[[], keras.Model],
+    train: tf.data.Dataset | Sequence[Any],
+    validation: tf.data.Dataset | Sequence[Any] | None = None,
     *,
     recipe: str | TrainingRecipe | None = None,
-    epochs=RECIPE,
-    batch_size=RECIPE,
-    learning_rate=None,
-    optimizer=None,
-    loss=None,
-    metrics=None,
-    augment=RECIPE,
-    class_weight=RECIPE,
-    early_stopping=RECIPE,
-    reduce_lr=RECIPE,
-    monitor=RECIPE,
-    output_dir=None,
+    epochs: int | str = RECIPE,
+    batch_size: int | str = RECIPE,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None,
+    optimizer: keras.optimizers.Optimizer | Callable[[], keras.optimizers.Optimizer] | None = None,
+    loss: Any = None,
+    metrics: Any = None,
+    augment: str | Augmentation | None = RECIPE,
+    class_weight: str | dict[int, float] | None = RECIPE,
+    early_stopping: dict[str, Any] | str | None = RECIPE,
+    reduce_lr: dict[str, Any] | str | None = RECIPE,
+    monitor: str = RECIPE,
+    output_dir: str | os.PathLike | None = None,
     restore_best: bool = True,
-    callbacks=(),
-    strategy=None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    strategy: tf.distribute.Strategy | None = None,
     sync_batchnorm: bool = True,
     seed: int | None = None,
-    steps_per_epoch=None,
-    validation_steps=None,
-    verbose="auto",
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    verbose: int | str = "auto",
     loop: str = "auto",
 ) -> TrainingResult:
     """Trains a classifier with its paper's protocol: ``recipe`` (default: the one the model's spec names, e.g.

@@ -16,13 +16,19 @@ anywhere, which is how the tests check it against ``Model.fit`` on one device.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import keras
 import numpy as np
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 __all__ = ["custom_fit", "with_class_weights"]
 
 
-def with_class_weights(dataset, class_weight: dict):
+def with_class_weights(dataset: tf.data.Dataset, class_weight: dict) -> tf.data.Dataset:
     """``dataset`` of ``(x, y[, sample_weight])`` batches with each sample's weight multiplied by the weight of its
     class, as ``Model.fit(class_weight=...)`` does: the class is ``argmax(y)`` for one-hot rows and ``round(y)`` for
     a single 0/1 column."""
@@ -38,7 +44,7 @@ def with_class_weights(dataset, class_weight: dict):
         table[int(k)] = float(v)
     table = tf.constant(table)
 
-    def weigh(*batch):
+    def weigh(*batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         if len(batch) not in (2, 3):
             raise ValueError("class weights need (x, y) or (x, y, sample_weight) batches")
         x, y = batch[0], batch[1]
@@ -58,13 +64,13 @@ def with_class_weights(dataset, class_weight: dict):
     return dataset.map(weigh, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def _build_state(model, element_spec):
+def _build_state(model: keras.Model, element_spec: Any) -> None:
     """Creates the model's, the compiled loss' and metrics' and the optimizer's variables in cross-replica context
     (variables cannot be created inside ``strategy.run`` in a traced step): one eager pass on a one-sample zero batch
     under the strategy's scope, then the metrics are reset."""
     import tensorflow as tf
 
-    def zeros(spec):
+    def zeros(spec: tf.TensorSpec | None) -> tf.Tensor | None:
         if spec is None:
             return None
         shape = [1 if d is None else d for d in spec.shape]
@@ -81,22 +87,22 @@ def _build_state(model, element_spec):
     model.reset_metrics()
 
 
-def _logs(model) -> dict[str, float]:
+def _logs(model: keras.Model) -> dict[str, float]:
     return {k: float(np.asarray(v)) for k, v in model.get_metrics_result().items()}
 
 
 def custom_fit(
-    model,
-    train,
-    validation=None,
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset | None = None,
     *,
     epochs: int = 1,
-    callbacks=(),
-    strategy=None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    strategy: tf.distribute.Strategy | None = None,
     class_weight: dict | None = None,
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
-    verbose=1,
+    verbose: int | str = 1,
 ) -> keras.callbacks.History:
     """Trains a compiled ``model`` on ``train`` (a ``tf.data.Dataset`` of global batches) like ``Model.fit``.
 
@@ -117,11 +123,11 @@ def custom_fit(
     dist_val = None if validation is None else strategy.experimental_distribute_dataset(validation)
 
     @tf.function
-    def train_step(batch):
+    def train_step(batch: Any) -> None:
         strategy.run(model.train_step, args=(batch,))
 
     @tf.function
-    def test_step(batch):
+    def test_step(batch: Any) -> None:
         strategy.run(model.test_step, args=(batch,))
 
     history = keras.callbacks.History()
@@ -136,7 +142,14 @@ def custom_fit(
         steps=steps_per_epoch,
     )
 
-    def run_pass(dataset, step_fn, limit, begin, end, with_logs):
+    def run_pass(
+        dataset: Iterable[Any],
+        step_fn: Callable[[Any], None],
+        limit: int | None,
+        begin: Callable[[int], None],
+        end: Callable[[int, dict[str, float] | None], None],
+        with_logs: bool,
+    ) -> int:
         """One pass over ``dataset`` (at most ``limit`` batches); returns the number of batches."""
         count = 0
         for batch in dataset:

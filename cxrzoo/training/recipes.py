@@ -58,7 +58,9 @@ class TrainingRecipe:
     source: str = ""
     unstated: tuple[str, ...] = field(default_factory=tuple)
 
-    def make_optimizer(self, learning_rate=None):
+    def make_optimizer(
+        self, learning_rate: float | keras.optimizers.schedules.LearningRateSchedule | None = None
+    ) -> keras.optimizers.Optimizer:
         """A fresh optimizer (one per model: optimizers hold per-variable state)."""
         kwargs = dict(self.optimizer_kwargs)
         if learning_rate is not None:
@@ -83,7 +85,7 @@ class TrainingRecipe:
         return "\n".join(lines)
 
 
-def _outputs_probabilities(model) -> bool:
+def _outputs_probabilities(model: keras.Model) -> bool:
     """True when the model's last layer applies softmax or sigmoid (so losses take probabilities)."""
     layer = model.layers[-1]
     activation = getattr(layer, "activation", None)
@@ -91,15 +93,15 @@ def _outputs_probabilities(model) -> bool:
     return name in ("softmax", "sigmoid")
 
 
-def tanimoto_loss(model, class_weight):
+def tanimoto_loss(model: keras.Model, class_weight: dict[int, float] | None) -> keras.losses.Loss:
     return losses.WeightedTanimotoLoss()
 
 
-def dice_loss(model, class_weight):
+def dice_loss(model: keras.Model, class_weight: dict[int, float] | None) -> keras.losses.Loss:
     return losses.DiceLoss()
 
 
-def crossentropy_loss(model, class_weight):
+def crossentropy_loss(model: keras.Model, class_weight: dict[int, float] | None) -> keras.losses.Loss:
     # SMP-style models emit logits (activation=None); a sigmoid/softmax head gives probabilities.
     logits = not _outputs_probabilities(model)
     if model.output_shape[-1] == 1:
@@ -107,19 +109,19 @@ def crossentropy_loss(model, class_weight):
     return keras.losses.CategoricalCrossentropy(from_logits=logits)
 
 
-def smoothed_crossentropy_loss(model, class_weight):
+def smoothed_crossentropy_loss(model: keras.Model, class_weight: dict[int, float] | None) -> keras.losses.Loss:
     return losses.LabelSmoothingCrossentropy(0.1, from_logits=not _outputs_probabilities(model))
 
 
-def weighted_bce_loss(model, class_weight):
+def weighted_bce_loss(model: keras.Model, class_weight: dict[int, float] | None) -> keras.losses.Loss:
     return losses.WeightedBinaryCrossentropy(class_weight, from_logits=not _outputs_probabilities(model))
 
 
-def segmentation_metrics(model):
+def segmentation_metrics(model: keras.Model) -> list[keras.metrics.Metric]:
     return [losses.TanimotoCoefficient(), losses.DiceCoefficient(class_id=0, threshold=0.5, name="dice")]
 
 
-def classification_metrics(model):
+def classification_metrics(model: keras.Model) -> list[keras.metrics.Metric]:
     logits = not _outputs_probabilities(model)
     if model.output_shape[-1] == 1:
         return [

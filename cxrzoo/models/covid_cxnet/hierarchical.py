@@ -5,9 +5,9 @@ Reference: Haghanifar et al., COVID-CXNet, §3 (hierarchical classification); do
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -16,20 +16,26 @@ from keras import ops
 from cxrzoo.models.covid_cxnet.models import CLASS_NAMES_3, build_covid_cxnet
 from cxrzoo.training import fit_classifier
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import tensorflow as tf
+
+    from cxrzoo.training import TrainingResult
+
 
 @keras.saving.register_keras_serializable(package="cxrzoo")
 class HierarchicalProbabilities(keras.layers.Layer):
     """Combines P(pneumonia) = p₁ and P(COVID-19 | pneumonia) = p₂ into [P(normal), P(CAP), P(COVID-19)]."""
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[tf.Tensor]) -> tf.Tensor:
         p1, p2 = inputs
         return ops.concatenate([1.0 - p1, p1 * (1.0 - p2), p1 * p2], axis=-1)
 
-    def compute_output_shape(self, input_shapes):
+    def compute_output_shape(self, input_shapes: Sequence[tuple[int | None, ...]]) -> tuple[int | None, ...]:
         return (*tuple(input_shapes[0])[:-1], 3)
 
 
-def _as_class_labels(y) -> np.ndarray:
+def _as_class_labels(y: npt.ArrayLike) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 3:
         y = y.argmax(axis=1)
@@ -67,7 +73,14 @@ class HierarchicalClassifier:
     labels = CLASS_NAMES_3
     LEVEL2_ON = ("pneumonia", "all")
 
-    def __init__(self, level1=None, level2=None, *, level2_on: str = "pneumonia", **builder_kwargs):
+    def __init__(
+        self,
+        level1: keras.Model | None = None,
+        level2: keras.Model | None = None,
+        *,
+        level2_on: str = "pneumonia",
+        **builder_kwargs,
+    ):
         if level2_on not in self.LEVEL2_ON:
             raise ValueError(f"level2_on must be one of {self.LEVEL2_ON}, got {level2_on!r}")
         self.level2_on = level2_on
@@ -85,7 +98,7 @@ class HierarchicalClassifier:
         combined = HierarchicalProbabilities(name="probabilities")([self.level1(inputs), self.level2(inputs)])
         self.model = keras.Model(inputs, combined, name="covid_cxnet_hierarchical")
 
-    def level_targets(self, y, level: int) -> tuple[np.ndarray, np.ndarray]:
+    def level_targets(self, y: npt.ArrayLike, level: int) -> tuple[np.ndarray, np.ndarray]:
         """(sample mask, binary labels) for training ``level`` (1 or 2) from 3-class labels ``y``."""
         y = _as_class_labels(y)
         if level == 1:
@@ -96,7 +109,13 @@ class HierarchicalClassifier:
         raise ValueError(f"level must be 1 or 2, got {level!r}")
 
     def fit(
-        self, x, y, *, validation_data: tuple | None = None, trainer: Callable | None = None, **fit_kwargs
+        self,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        *,
+        validation_data: tuple | None = None,
+        trainer: Callable | None = None,
+        **fit_kwargs,
     ) -> dict[str, Any]:
         """Trains level 1, then level 2, each on its own binary targets; returns ``{"level1": ..., "level2": ...}``.
 
@@ -129,12 +148,14 @@ class HierarchicalClassifier:
             )
         return histories
 
-    def predict(self, x, **predict_kwargs) -> np.ndarray:
+    def predict(self, x: npt.ArrayLike, **predict_kwargs) -> np.ndarray:
         """Combined probabilities (N, 3) in the order :attr:`labels`."""
         return self.model.predict(x, **{"verbose": 0, **predict_kwargs})
 
 
-def _authors_trainer(model, x, y, *, validation_data=None, **fit_kwargs):
+def _authors_trainer(
+    model: keras.Model, x: np.ndarray, y: np.ndarray, *, validation_data: tuple | None = None, **fit_kwargs
+) -> TrainingResult:
     """The hierarchical notebook's setting through :func:`cxrzoo.training.fit_classifier`: Adam 1e-4, binary
     cross-entropy with label smoothing 0.1, batch 16, 20 epochs, no class weights, the multiclass augmentation."""
     options = {

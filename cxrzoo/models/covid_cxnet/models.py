@@ -25,8 +25,9 @@ their git blob SHA-1 is known, and the resolver verifies it). The base model's t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -43,6 +44,9 @@ from cxrzoo.weights.loading import (
     weighted_layers,
 )
 
+if TYPE_CHECKING:
+    from cxrzoo.weights.manifest import WeightsEntry
+
 ARCH = "covid_cxnet"
 BASE_ARCH = "covid_cxnet_base"
 UNET_ARCH = "covid_cxnet_lung_unet"
@@ -50,7 +54,7 @@ CLASS_NAMES_3 = ("normal", "cap", "covid")  # the authors' dataset_exporter enco
 HEAD_LAYERS = ("pooling_layer", "fc", "dropout", "pred")
 
 
-def _first_conv_to_grayscale(layer, values: list[np.ndarray]) -> list[np.ndarray]:
+def _first_conv_to_grayscale(layer: keras.Layer, values: list[np.ndarray]) -> list[np.ndarray]:
     """Sums an RGB first-convolution kernel over its input channels for a one-channel model (same response to a
     grey image replicated on three channels)."""
     if layer.weights and len(layer.weights[0].shape) == 4 and layer.weights[0].shape[2] == 1:
@@ -60,11 +64,11 @@ def _first_conv_to_grayscale(layer, values: list[np.ndarray]) -> list[np.ndarray
     return values
 
 
-def _backbone_layers(model) -> list:
+def _backbone_layers(model: keras.Model) -> list:
     return [layer for layer in weighted_layers(model) if layer.name not in HEAD_LAYERS]
 
 
-def load_chexnet_backbone(model, path: str | Path) -> None:
+def load_chexnet_backbone(model: keras.Model, path: str | Path) -> None:
     """Loads a CheXNet-Keras weights file (DenseNet-121 + GAP + Dense(14), Keras 2) into the DenseNet-121 of a
     COVID-CXNet model, by layer order; the 14-way head is checked and discarded.
 
@@ -87,7 +91,13 @@ def load_chexnet_backbone(model, path: str | Path) -> None:
     assign_by_order(layers, arrays, source=str(path), convert=_first_conv_to_grayscale)
 
 
-def _load_by_order_or_default(model, paths, entry, *, convert=None) -> None:
+def _load_by_order_or_default(
+    model: keras.Model,
+    paths: list[Path],
+    entry: WeightsEntry | None,
+    *,
+    convert: Callable[[keras.Layer, list[np.ndarray]], list[np.ndarray]] | None = None,
+) -> None:
     """A Keras 2 HDF5 file → :func:`assign_by_order` over every weighted layer (the authors' files carry Keras 2
     auto-names or Keras-2-era DenseNet names such as ``conv1/conv``); a Keras 3 file → ``load_default``."""
     path = paths[0]
@@ -97,7 +107,7 @@ def _load_by_order_or_default(model, paths, entry, *, convert=None) -> None:
         load_default(model, paths, entry)
 
 
-def _load_covid_cxnet_weights(model, paths, entry) -> None:
+def _load_covid_cxnet_weights(model: keras.Model, paths: list[Path], entry: WeightsEntry | None) -> None:
     _load_by_order_or_default(model, paths, entry, convert=_first_conv_to_grayscale)
 
 
@@ -105,7 +115,7 @@ def _load_covid_cxnet_weights(model, paths, entry) -> None:
 # COVID-CXNet
 
 
-def _head_activation(classes: int, classifier_activation):
+def _head_activation(classes: int, classifier_activation: str | None) -> str | None:
     if classes < 1:
         raise ValueError(f"classes must be >= 1, got {classes}")
     if classifier_activation == "auto":
@@ -121,8 +131,8 @@ def _head_activation(classes: int, classifier_activation):
 def build_covid_cxnet(
     *,
     weights: str | None = None,
-    input_tensor=None,
-    input_shape=(320, 320, 3),
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (320, 320, 3),
     include_top: bool = True,
     pooling: str | None = None,
     classes: int = 1,
@@ -131,7 +141,7 @@ def build_covid_cxnet(
     fc_units: int = 10,
     dropout: float = 0.2,
     name: str = "covid_cxnet",
-):
+) -> keras.Model:
     """COVID-CXNet: DenseNet-121 (CheXNet initialization) + GAP + Dense(10, relu) + Dropout(0.2) + head.
 
     Reference: Haghanifar et al., COVID-CXNet, §4.3, Fig. 8 and Table 6; the authors' notebooks.
@@ -197,8 +207,12 @@ def build_covid_cxnet(
 
 @register_model(paper="covid_cxnet", task="classification", cam_layer="conv_layer5")
 def build_covid_cxnet_base(
-    *, weights: str | None = None, input_tensor=None, input_shape=None, name: str = "covid_cxnet_base"
-):
+    *,
+    weights: str | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] | None = None,
+    name: str = "covid_cxnet_base",
+) -> keras.Model:
     """The paper's "base model": five strided convolutions, two Dense(10) and a sigmoid, as the authors' files
     define it.
 
@@ -250,13 +264,13 @@ def build_covid_cxnet_base(
 # The lung U-Net
 
 
-def unet_encoder_block(x, filters: int, *, name: str):
+def unet_encoder_block(x: keras.KerasTensor, filters: int, *, name: str) -> keras.KerasTensor:
     """Two 3×3 relu convolutions (same padding); the output feeds both the skip connection and the pool."""
     x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv1")(x)
     return keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv2")(x)
 
 
-def unet_decoder_block(x, skip, filters: int, *, name: str):
+def unet_decoder_block(x: keras.KerasTensor, skip: keras.KerasTensor, filters: int, *, name: str) -> keras.KerasTensor:
     """2×2/2 transposed convolution (linear, with bias), concatenation with the skip, two 3×3 relu convs."""
     x = keras.layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{name}_up")(x)
     x = keras.layers.Concatenate(axis=-1, name=f"{name}_concat")([x, skip])
@@ -267,12 +281,12 @@ def unet_decoder_block(x, skip, filters: int, *, name: str):
 def build_covid_cxnet_lung_unet(
     *,
     weights: str | None = None,
-    input_tensor=None,
-    input_shape=(320, 320, 1),
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (320, 320, 1),
     filters: Sequence[int] = (32, 64, 128, 256),
     bottleneck_filters: int = 512,
     name: str = "covid_cxnet_lung_unet",
-):
+) -> keras.Model:
     """The U-Net lung segmenter of COVID-CXNet's ROI-extraction block.
 
     Reference: Haghanifar et al., COVID-CXNet, §3.2 and Fig. 4; the authors' hands_on,

@@ -6,6 +6,9 @@ Reference: Haghanifar et al., COVID-CXNet; the authors' notebooks and scripts (d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from cxrzoo.preprocessing.enhance import three_channel
@@ -23,11 +26,15 @@ from cxrzoo.preprocessing.recipes import (
     to_uint8_step,
 )
 
+if TYPE_CHECKING:
+    import keras
+    import numpy.typing as npt
+
 #: Radius of the local histogram equalization in front of the lung U-Net.
 EQUALIZE_DISK_RADIUS = 40
 
 
-def covid_cxnet_lung_mask(img, model) -> np.ndarray:
+def covid_cxnet_lung_mask(img: npt.ArrayLike, model: keras.Model) -> np.ndarray:
     """COVID-CXNet's lung map for an 8-bit image: local equalization (disk 40), then the U-Net on raw 0..255.
 
     Reference: the authors' ``do_segmentation`` (docs/models/covid_cxnet.md, steps 3a–3b).
@@ -58,19 +65,22 @@ def covid_cxnet_lung_mask(img, model) -> np.ndarray:
 class _LungCropStep(Step):
     """COVID-CXNet's ROI block: lung map from the U-Net, dilated box, crop, bicubic resize."""
 
-    def __init__(self, model, size: tuple[int, int]):
+    def __init__(self, model: keras.Model, size: tuple[int, int]):
         super().__init__(f"lung crop with the U-Net, bicubic resize to {size[0]}x{size[1]}", image=None)
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_size", size)
 
-    def apply(self, image, masks):
+    def apply(self, image: np.ndarray, masks: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
         lung_map = covid_cxnet_lung_mask(image, self._model)
         crop, (y0, y1, x0, x1) = crop_to_lungs(image, lung_map, size=self._size, return_box=True)
         return crop, [resize(np.ascontiguousarray(m[y0:y1, x0:x1]), self._size, "nearest") for m in masks]
 
 
 def covid_cxnet_recipe(
-    channel_order: str = "beasf_clahe_original", lung_model=None, template=None, size=(320, 320)
+    channel_order: str = "beasf_clahe_original",
+    lung_model: keras.Model | None = None,
+    template: npt.ArrayLike | None = None,
+    size: int | tuple[int, int] = (320, 320),
 ) -> Recipe:
     size = check_size(size, "recipe 'covid_cxnet'")
     if channel_order not in ("beasf_clahe_original", "original_beasf_clahe"):
@@ -94,7 +104,7 @@ def covid_cxnet_recipe(
     return Recipe("covid_cxnet", "covid_cxnet", size + (3,), tuple(steps))
 
 
-def covid_cxnet_base_recipe(input_shape=None) -> Recipe:
+def covid_cxnet_base_recipe(input_shape: Sequence[int] | None = None) -> Recipe:
     """The base CNN's input: 3 channels [original, BEASF, CLAHE] / 255 or 1 channel / 255, at ``input_shape``.
 
     The two published models differ (``covid_cxnet_base.v1_0``: 400×400×1, ``covid_cxnet_base.v_free``:

@@ -29,6 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
@@ -37,6 +38,9 @@ from keras import ops
 from cxrzoo.nn.blocks import make_input
 from cxrzoo.nn.model import register_model
 from cxrzoo.weights.loading import load_weights
+
+if TYPE_CHECKING:
+    from cxrzoo.weights.manifest import WeightsEntry
 
 ARCH = "bone_suppression"
 # Variable names in the author's TensorFlow 1 checkpoint (Adam slots and training counters are ignored).
@@ -58,7 +62,11 @@ class TiedConvAutoencoder(keras.layers.Layer):
     """
 
     def __init__(
-        self, filters: Sequence[int] = (16, 32, 64), kernel_size: int = 5, kernel_initializer="glorot_uniform", **kwargs
+        self,
+        filters: Sequence[int] = (16, 32, 64),
+        kernel_size: int = 5,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.filters = tuple(int(f) for f in filters)
@@ -70,7 +78,7 @@ class TiedConvAutoencoder(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernels = []
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         channels = input_shape[-1]
         if channels is None:
             raise ValueError("TiedConvAutoencoder needs a known channel count")
@@ -86,7 +94,7 @@ class TiedConvAutoencoder(keras.layers.Layer):
             )
             c_in = f
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         x = inputs
         shapes = []
         for kernel in self.kernels:
@@ -101,10 +109,10 @@ class TiedConvAutoencoder(keras.layers.Layer):
         x.set_shape(inputs.shape)
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "filters": list(self.filters),
@@ -133,7 +141,7 @@ def _checkpoint_prefix(paths: list[Path]) -> tuple[str, tempfile.TemporaryDirect
     return str(Path(staging.name) / prefix.name), staging
 
 
-def _load_checkpoint(model, paths, entry) -> None:
+def _load_checkpoint(model: keras.Model, paths: list[Path], entry: WeightsEntry | None) -> None:
     """Reads the author's TF1 checkpoint (``encoder/layer/i/W``) into the tied kernels, checking every shape."""
     layer = model.get_layer("autoencoder")
     prefix, staging = _checkpoint_prefix([Path(p) for p in paths])
@@ -178,12 +186,12 @@ def _load_checkpoint(model, paths, entry) -> None:
 def build_bone_suppression(
     *,
     weights: str | None = None,
-    input_tensor=None,
-    input_shape=(None, None, 1),
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (None, None, 1),
     filters: Sequence[int] = (16, 32, 64),
     kernel_size: int = 5,
     name: str = "bone_suppression",
-):
+) -> keras.Model:
     """Bone-suppression autoencoder of hmchuong/ML-BoneSuppression, the preprocessing step of COVID-XNet.
 
     Reference: Duran-Lopez et al., COVID-XNet, §2.2.1; github.com/hmchuong/ML-BoneSuppression.

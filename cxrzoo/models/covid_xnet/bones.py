@@ -17,17 +17,23 @@ How COVID-XNet itself handled polarity and image size is not stated in its paper
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cxrzoo.models.covid_xnet.bone_suppression import build_bone_suppression
+
+if TYPE_CHECKING:
+    import keras
+    import numpy.typing as npt
+    import tensorflow as tf
 
 POLARITIES = ("normal", "inverted")
 WEIGHTS_TAG = "bone_suppression.jsrt_v2"
 
 
 @functools.lru_cache(maxsize=1)
-def _published_model():
+def _published_model() -> keras.Model:
     return build_bone_suppression(weights=WEIGHTS_TAG)
 
 
@@ -49,7 +55,13 @@ def _check_numpy(img: np.ndarray) -> None:
         )
 
 
-def suppress_bones(img, *, polarity: str = "normal", model=None, size: tuple[int, int] | None = None):
+def suppress_bones(
+    img: npt.ArrayLike | tf.Tensor,
+    *,
+    polarity: str = "normal",
+    model: keras.Model | None = None,
+    size: tuple[int, int] | None = None,
+) -> np.ndarray | tf.Tensor:
     """Suppresses rib and clavicle shadows with the published bone-suppression autoencoder.
 
     Reference: Duran-Lopez et al., COVID-XNet, §2.2.1; hmchuong/ML-BoneSuppression.

@@ -38,7 +38,7 @@ CLASS_NAMES = ("normal", "covid")
 
 
 def conv_block(
-    x,
+    x: keras.KerasTensor,
     filters: int,
     kernel_size: int,
     *,
@@ -47,8 +47,8 @@ def conv_block(
     activation: str = "relu",
     batch_norm: bool = False,
     pool: bool = True,
-    kernel_initializer="glorot_uniform",
-):
+    kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+) -> keras.KerasTensor:
     """Convolution ``name`` → optional BatchNormalization → activation ``name_act`` → optional 2×2 max-pool."""
     x = keras.layers.Conv2D(
         filters, kernel_size, padding=padding, use_bias=not batch_norm, kernel_initializer=kernel_initializer, name=name
@@ -65,8 +65,8 @@ def conv_block(
 def build_covid_xnet(
     *,
     weights: str | None = None,
-    input_tensor=None,
-    input_shape=(128, 128, 1),
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (128, 128, 1),
     filters: Sequence[int] = DEFAULT_FILTERS,
     kernel_sizes: Sequence[int] = PAPER_KERNEL_SIZES,
     padding: str = "same",
@@ -77,9 +77,9 @@ def build_covid_xnet(
     pooling: str | None = None,
     classes: int = 2,
     classifier_activation: str | None = "softmax",
-    kernel_initializer="glorot_uniform",
+    kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
     name: str = "covid_xnet",
-):
+) -> keras.Model:
     """COVID-XNet: five convolutions (5×5, 5×5, 5×5, 3×3, 3×3), four 2×2 max-pools, GAP and a softmax layer.
 
     Reference: Duran-Lopez et al., COVID-XNet, §2.2.2, Fig. 2.

@@ -7,6 +7,8 @@ weights (``bone_suppression.jsrt_v2``) unless ``bone_suppression=False``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from cxrzoo.models.covid_xnet.bones import suppress_bones
@@ -22,14 +24,17 @@ from cxrzoo.preprocessing.recipes import (
     to_uint8_step,
 )
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
 
 def covid_xnet_recipe(
-    reference=None,
+    reference: npt.ArrayLike | None = None,
     bone_suppression: bool = True,
     clip_limit: float = 2.0,
-    tile_grid_size=(8, 8),
-    size=(128, 128),
-    bone_size=None,
+    tile_grid_size: tuple[int, int] = (8, 8),
+    size: int | tuple[int, int] = (128, 128),
+    bone_size: tuple[int, int] | None = None,
 ) -> Recipe:
     size = check_size(size, "recipe 'covid_xnet'")
     steps = [to_uint8_step()]
@@ -38,7 +43,7 @@ def covid_xnet_recipe(
         steps.append(Step("histogram matching to the reference image", lambda a: match_histogram(a, reference)))
     if bone_suppression:
 
-        def _suppress(a):
+        def _suppress(a: np.ndarray) -> np.ndarray:
             return suppress_bones(a, size=bone_size)
 
         steps.append(Step("rib-shadow suppression (ML-BoneSuppression autoencoder)", _suppress))

@@ -24,8 +24,11 @@ identical shapes, can never receive each other's weights.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -44,6 +47,9 @@ from cxrzoo.weights.loading import (
     resolve_weights,
 )
 
+if TYPE_CHECKING:
+    from cxrzoo.weights.manifest import WeightsEntry
+
 MEMBER_ARCH = "cxrnet_member"
 CLASSIFIER_ARCH = "cxrnet_classifier"
 CLASS_NAMES = ("covid", "non_covid")
@@ -57,8 +63,13 @@ FINAL_BLOCK_REGULARIZER = dict(l1=1e-5, l2=1e-4)
 
 
 def cross_attention(
-    features, *, mask_threshold: float, num_heads: int = 2, head_size: int = 64, name: str = "attention"
-):
+    features: keras.KerasTensor,
+    *,
+    mask_threshold: float,
+    num_heads: int = 2,
+    head_size: int = 64,
+    name: str = "attention",
+) -> tuple[keras.KerasTensor, keras.KerasTensor, keras.KerasTensor, keras.KerasTensor]:
     """CXR-Net's ATTENTION block on the WST map ``features`` (S0 first, pooled float mask last).
 
     Returns ``(concat, a0, m0, m1)``: the input with the cross-attention map appended, the S0 channel, the float
@@ -74,7 +85,7 @@ def cross_attention(
 
 
 def _member_trunk(
-    features,
+    features: keras.KerasTensor,
     *,
     classes: int,
     filters: int,
@@ -87,8 +98,8 @@ def _member_trunk(
     scale_by_input: bool,
     num_heads: int,
     head_size: int,
-    kernel_initializer,
-):
+    kernel_initializer: str | keras.initializers.Initializer,
+) -> keras.KerasTensor:
     """Layers of one member from the WST map to the masked (B, H, W, classes) map."""
     x, a0, m0, m1 = cross_attention(features, mask_threshold=mask_threshold, num_heads=num_heads, head_size=head_size)
     x = keras.layers.SpatialDropout2D(dropout, name="prep_dropout")(x)
@@ -148,7 +159,7 @@ def member_legacy_names(conv_blocks: int = 2, branches: int = 3) -> dict[str, st
     return names
 
 
-def _convert_attention(layer, arrays):
+def _convert_attention(layer: keras.Layer, arrays: list[np.ndarray]) -> list[np.ndarray]:
     """Authors' attention arrays (heads, in, size) ×3, (heads, size, out), (out,) → :class:`AxisAttention`."""
     if isinstance(layer, AxisAttention):
         if len(arrays) != 5:
@@ -158,17 +169,17 @@ def _convert_attention(layer, arrays):
     return arrays
 
 
-def _conv_blocks_of(member) -> int:
+def _conv_blocks_of(member: keras.Model) -> int:
     return 1 + sum(1 for layer in member.layers if re.fullmatch(r"block\d+_preact_bn", layer.name))
 
 
-def _assign_member(member, arrays, source: str) -> None:
+def _assign_member(member: keras.Model, arrays: Mapping[str, list[np.ndarray]], source: str) -> None:
     assign_by_name(
         member, arrays, name_map=member_legacy_names(_conv_blocks_of(member)), convert=_convert_attention, source=source
     )
 
 
-def _load_member_weights(model, paths, entry) -> None:
+def _load_member_weights(model: keras.Model, paths: list[Path], entry: WeightsEntry | None) -> None:
     path = paths[0]
     if path.suffix in {".h5", ".hdf5"} and is_legacy_h5(path):
         arrays = read_legacy_h5(path)
@@ -179,11 +190,11 @@ def _load_member_weights(model, paths, entry) -> None:
         model.load_weights(path)
 
 
-def _published_tag(weights) -> bool:
+def _published_tag(weights: str | os.PathLike | None) -> bool:
     return weights is not None and not looks_like_path(weights)
 
 
-def _check_modes(weights, gap_threshold, scale_by_input) -> None:
+def _check_modes(weights: str | os.PathLike | None, gap_threshold: float | None, scale_by_input: bool) -> None:
     if _published_tag(weights) and (gap_threshold is not None or scale_by_input):
         raise ValueError(
             "the published CXR-Net weights were trained without gap_threshold and scale_by_input; "
@@ -191,7 +202,9 @@ def _check_modes(weights, gap_threshold, scale_by_input) -> None:
         )
 
 
-def _check_member_args(classes, mask_mode, filters, conv_blocks, dilation_rates) -> None:
+def _check_member_args(
+    classes: int, mask_mode: str, filters: int, conv_blocks: int, dilation_rates: Sequence[int]
+) -> None:
     if classes < 2:
         raise ValueError(f"classes must be >= 2, got {classes}")
     if mask_mode not in MASK_MODES:
@@ -207,8 +220,8 @@ def _check_member_args(classes, mask_mode, filters, conv_blocks, dilation_rates)
 def build_cxrnet_member(
     *,
     weights: str | None = None,
-    input_tensor=None,
-    input_shape=(75, 85, 50),
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (75, 85, 50),
     include_top: bool = True,
     classes: int = 2,
     classifier_activation: str | None = "softmax",
@@ -222,9 +235,9 @@ def build_cxrnet_member(
     dropout: float = 0.05,
     num_heads: int = 2,
     head_size: int = 64,
-    kernel_initializer="he_normal",
+    kernel_initializer: str | keras.initializers.Initializer = "he_normal",
     name: str = "cxrnet_member",
-):
+) -> keras.Model:
     """One CXR-Net Module 2 member: cross-attention + CONV RES blocks on a WST map, masked, GAP, softmax.
 
     Reference: Gatti et al., CXR-Net, §2.2.3 and Fig. 3; six such members, one per
@@ -306,7 +319,7 @@ def build_cxrnet_member(
 # --------------------------------------------------------------------------------------------- the ensemble
 
 
-def read_ensemble_h5(path) -> list[dict[str, list[np.ndarray]]]:
+def read_ensemble_h5(path: str | os.PathLike) -> list[dict[str, list[np.ndarray]]]:
     """The authors' ensemble file as one ``{Keras 2 member layer name: arrays}`` dict per member, in member order.
 
     Each member group (``model``, ``model_1`` … ``model_5``) lists 130 ``weight_names`` under per-layer scopes
@@ -355,12 +368,12 @@ def read_ensemble_h5(path) -> list[dict[str, list[np.ndarray]]]:
     return [layers for _, layers in members]
 
 
-def _members_of(model) -> list:
+def _members_of(model: keras.Model) -> list:
     members = [layer for layer in model.layers if re.fullmatch(r"member\d+", layer.name)]
     return sorted(members, key=lambda layer: int(layer.name[len("member") :]))
 
 
-def _load_classifier_weights(model, paths, entry) -> None:
+def _load_classifier_weights(model: keras.Model, paths: list[Path], entry: WeightsEntry | None) -> None:
     path = paths[0]
     if not (path.suffix in {".h5", ".hdf5"} and is_legacy_h5(path)):
         model.load_weights(path)
@@ -373,7 +386,7 @@ def _load_classifier_weights(model, paths, entry) -> None:
         _assign_member(member, arrays, f"{path} ({member.name})")
 
 
-def load_member_files(model, member_weights: Sequence) -> None:
+def load_member_files(model: keras.Model, member_weights: Sequence) -> None:
     """Loads one member weights file (tag or path) into each member of an ensemble model, in order.
 
     ``load_member_files(classifier, [f"cxrnet_member.hfhs_fold{k}" for k in range(6)])`` gives the same model as
@@ -387,7 +400,15 @@ def load_member_files(model, member_weights: Sequence) -> None:
         _load_member_weights(member, paths, entry)
 
 
-def module2(image, mask, *, members: int, classes: int, classifier_activation: str | None, **member_kwargs):
+def module2(
+    image: keras.KerasTensor,
+    mask: keras.KerasTensor,
+    *,
+    members: int,
+    classes: int,
+    classifier_activation: str | None,
+    **member_kwargs,
+) -> dict[str, keras.KerasTensor]:
     """Module 2 on the standardized image and the [0, 1] lung mask tensors: WST, members, average, GAP, softmax.
 
     Returns a dict of tensors: ``features`` (WST map + pooled mask), ``feature_map`` (the members' averaged
@@ -418,7 +439,7 @@ def module2(image, mask, *, members: int, classes: int, classifier_activation: s
     return {"features": features, "feature_map": feature_map, "logits": logits, "probabilities": probabilities}
 
 
-def _check_classifier_args(members, input_shape, classifier_activation):
+def _check_classifier_args(members: int, input_shape: Sequence[int], classifier_activation: str | None) -> None:
     if members < 1:
         raise ValueError(f"members must be >= 1, got {members}")
     if classifier_activation not in ("softmax", None):
@@ -434,7 +455,7 @@ def build_cxrnet_classifier(
     *,
     weights: str | None = None,
     members: int = 6,
-    input_shape=(300, 340, 1),
+    input_shape: Sequence[int] = (300, 340, 1),
     mask_threshold: float = 0.3,
     mask_mode: str = "binary",
     gap_threshold: float | None = None,
@@ -443,7 +464,7 @@ def build_cxrnet_classifier(
     classifier_activation: str | None = "softmax",
     name: str = "cxrnet_classifier",
     **member_kwargs,
-):
+) -> keras.Model:
     """CXR-Net Module 2 as the authors ran it: one WST block feeding ``members`` members, maps averaged.
 
     Reference: Gatti et al., CXR-Net, §2.2.3, Fig. 5, Table 2 (accuracy 0.789, ROC AUC 0.852 on
@@ -518,7 +539,7 @@ def build_cxrnet(
     weights: str | None = "cxrnet_classifier.hfhs_ensemble6",
     segmenter_weights: str | None = "res_cr_net.v7_lungs",
     members: int = 6,
-    input_shape=(300, 340, 1),
+    input_shape: Sequence[int] = (300, 340, 1),
     mask_threshold: float = 0.3,
     quantize_mask: bool = True,
     intensity_gate: tuple[float, float] = (6.0, 225.0),
@@ -527,7 +548,7 @@ def build_cxrnet(
     classifier_activation: str | None = "softmax",
     name: str = "cxrnet",
     **module2_kwargs,
-):
+) -> keras.Model:
     """The end-to-end CXR-Net: Module 1 (frozen), the authors' mask and standardization, Module 2, one model.
 
     Reference: Gatti et al., CXR-Net, Fig. 5 and §2; the authors ran the steps as separate

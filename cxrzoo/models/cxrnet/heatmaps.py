@@ -18,12 +18,20 @@ from __future__ import annotations
 import contextlib
 import warnings
 import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cxrzoo.models.cxrnet.layers import native_dilation, xla_depthwise
 from cxrzoo.nn.model import check_input, spec_of
 from cxrzoo.nn.rewrite import fold_batch_norm, polyphase_dilated
+
+if TYPE_CHECKING:
+    import keras
+    import numpy.typing as npt
+    import tensorflow as tf
+    from matplotlib.figure import Figure
 
 __all__ = ["cxrnet_figure", "cxrnet_heatmaps"]
 
@@ -35,7 +43,7 @@ _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _BATCH_BUCKETS = (1, 2, 4, 8)
 
 
-def _heatmap_step(model, jit_compile):
+def _heatmap_step(model: keras.Model, jit_compile: bool | str) -> Callable[..., Sequence[tf.Tensor]]:
     """images → (scores, class maps at full size, mask, lung probability), compiled, cached per model and mode."""
     steps = _STEPS.setdefault(model, {})
     if jit_compile in steps:
@@ -60,7 +68,7 @@ def _heatmap_step(model, jit_compile):
     specs = [tf.TensorSpec((None, *tuple(t.shape[1:])), tf.float32) for t in model.inputs]
     signature = [specs[0]] if end_to_end else [specs]
 
-    def maps_and_scores(out, mask):
+    def maps_and_scores(out: Mapping[str, tf.Tensor], mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         maps = out["feature_map"]
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(maps)
@@ -93,14 +101,14 @@ def _heatmap_step(model, jit_compile):
         standardized, mask = standardize.output, gate.output
         back = keras.Model([standardized, mask], {"feature_map": model.get_layer("feature_map").output})
 
-        def module2(standardized, mask):
+        def module2(standardized: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
             return maps_and_scores(back([standardized, mask], training=False), mask)
 
         if jit_compile:
             module2 = tf.function(module2, jit_compile=True)
 
         @tf.function(input_signature=signature)
-        def hybrid(images):
+        def hybrid(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
             with native_dilation(3):
                 lungs = lung_channel(segmenter(scale(images), training=False))
             mask = gate([images, lungs])
@@ -109,7 +117,7 @@ def _heatmap_step(model, jit_compile):
                 scores, cams, inside = module2(standardize(images), mask)
             return scores, cams, inside, lungs[..., 0]
 
-        def run_hybrid(images):
+        def run_hybrid(images: np.ndarray) -> Sequence[tf.Tensor]:
             # the folded copy is a snapshot of Module 1: fold again if its weights have changed since (fine-tuning)
             if any(not np.array_equal(w.numpy(), old) for w, old in zip(module1.weights, snapshot)):
                 del steps[jit_compile]
@@ -128,14 +136,14 @@ def _heatmap_step(model, jit_compile):
     )
 
     @tf.function(input_signature=signature, jit_compile=bool(jit_compile))
-    def step(inputs):
+    def step(inputs: tf.Tensor | list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         out = forward(inputs, training=False)
         mask = out["mask"] if end_to_end else inputs[1]
         scores, cams, inside = maps_and_scores(out, mask)
         lungs = out["lung_mask"] if end_to_end else inputs[1]
         return scores, cams, inside, lungs[..., 0]
 
-    def run(inputs):
+    def run(inputs: np.ndarray | list[np.ndarray]) -> Sequence[tf.Tensor]:
         if not jit_compile:
             return step(inputs)
         with xla_depthwise():  # read while tracing: the XLA graph gets the fusable depthwise form
@@ -145,7 +153,9 @@ def _heatmap_step(model, jit_compile):
     return run
 
 
-def _run_chunked(step, x, n: int, pad: bool):
+def _run_chunked(
+    step: Callable[..., Sequence[tf.Tensor]], x: np.ndarray | list[np.ndarray], n: int, pad: bool
+) -> list[np.ndarray]:
     """Runs ``step`` on chunks of at most 8 images, padded to :data:`_BATCH_BUCKETS` sizes if ``pad``."""
     largest = _BATCH_BUCKETS[-1]
     parts = []
@@ -175,7 +185,9 @@ def _normalize(cam: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return np.where(inside, (cam - low) / (high - low), 0.0).astype(np.float32)
 
 
-def _as_batch(model, images):
+def _as_batch(
+    model: keras.Model, images: npt.ArrayLike | Sequence[npt.ArrayLike]
+) -> tuple[np.ndarray | list[np.ndarray], int]:
     spec = spec_of(model)
     if spec is not None and getattr(model, "check_inputs", True) and isinstance(images, np.ndarray):
         # the same contract as model.predict: x / 255 is an error here too, not "no lung found"
@@ -206,7 +218,13 @@ def _as_batch(model, images):
     return [x, m], x.shape[0]
 
 
-def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool | str = False) -> dict[str, np.ndarray]:
+def cxrnet_heatmaps(
+    model: keras.Model,
+    images: npt.ArrayLike | Sequence[npt.ArrayLike],
+    *,
+    empty: str = "raise",
+    jit_compile: bool | str = False,
+) -> dict[str, np.ndarray]:
     """The CXR-Net authors' positive, negative and difference heat maps at full input resolution.
 
     Reference: Gatti et al., CXR-Net, §3.2.2, Figs. 12–14; docs/models/cxrnet.md
@@ -266,7 +284,14 @@ def cxrnet_heatmaps(model, images, *, empty: str = "raise", jit_compile: bool | 
     }
 
 
-def cxrnet_figure(image, maps, index: int = 0, *, title: str | None = None, class_names=("Positive", "Negative")):
+def cxrnet_figure(
+    image: npt.ArrayLike,
+    maps: Mapping[str, np.ndarray],
+    index: int = 0,
+    *,
+    title: str | None = None,
+    class_names: Sequence[str] = ("Positive", "Negative"),
+) -> Figure:
     """The authors' four-panel heat-map figure for one image of a :func:`cxrnet_heatmaps` result.
 
     Panels: the input; the positive map (opacity min(0.5, p_covid)); the negative map (opacity

@@ -15,9 +15,14 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 from keras import ops
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="cxrzoo")
@@ -28,15 +33,15 @@ class SelectChannel(keras.layers.Layer):
         super().__init__(**kwargs)
         self.index = int(index)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         channels = inputs.shape[-1]
         start = self.index % channels
         return inputs[..., start : start + 1]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (*input_shape[:-1], 1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "index": self.index}
 
 
@@ -48,13 +53,13 @@ class Threshold(keras.layers.Layer):
         super().__init__(**kwargs)
         self.threshold = float(threshold)
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return ops.cast(ops.greater(inputs, self.threshold), self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "threshold": self.threshold}
 
 
@@ -62,13 +67,13 @@ class Threshold(keras.layers.Layer):
 class MinMaxRescale(keras.layers.Layer):
     """Rescales each sample linearly to [0, 1] over all its elements (a constant sample becomes 0)."""
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         axes = tuple(range(1, len(inputs.shape)))
         low = ops.min(inputs, axis=axes, keepdims=True)
         span = ops.max(inputs, axis=axes, keepdims=True) - low
         return ops.where(span > 0, (inputs - low) / ops.where(span > 0, span, 1.0), 0.0)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
 
@@ -107,7 +112,7 @@ class AxisAttention(keras.layers.Layer):
         head_size: int = 64,
         axis: int = 2,
         output_size: int | None = None,
-        kernel_initializer="glorot_uniform",
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -117,7 +122,7 @@ class AxisAttention(keras.layers.Layer):
         self.output_size = None if output_size is None else int(output_size)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Sequence[tuple[int | None, ...]]) -> None:
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 3:
             raise ValueError("AxisAttention is called on [query, key, value]")
         (q_shape, k_shape, v_shape) = input_shape
@@ -137,7 +142,7 @@ class AxisAttention(keras.layers.Layer):
         )
         self.output_bias = self.add_weight(name="output_bias", shape=(out,), initializer="zeros")
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[tf.Tensor]) -> tf.Tensor:
         query, key, value = inputs
         if self.axis == 1:
             query, key, value = (ops.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
@@ -176,11 +181,11 @@ class AxisAttention(keras.layers.Layer):
             out = ops.transpose(out, (0, 2, 1, 3))
         return out
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[tuple[int | None, ...]]) -> tuple[int | None, ...]:
         q_shape, _, v_shape = input_shape
         return (*q_shape[:-1], self.output_size or v_shape[-1])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "num_heads": self.num_heads,
@@ -191,12 +196,12 @@ class AxisAttention(keras.layers.Layer):
         }
 
 
-def _attend(logits, values):
+def _attend(logits: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
     """softmax(logits)·values over the last axis of logits (B, X, H, N, M) and axis 3 of values (B, X, H, M, D)."""
     return ops.einsum("bxhnm,bxhmd->bxhnd", ops.softmax(logits, axis=-1), values)
 
 
-def _two_valued_attention(alpha, key, values):
+def _two_valued_attention(alpha: tf.Tensor, key: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
     """:func:`_attend` for logits ``alpha[n]·key[m]`` with every key 0 or 1, in O(N + M) instead of O(N·M).
 
     A row's logits take two values, ``alpha`` where the key is 1 and 0 where it is 0, so its softmax-weighted sum is
@@ -231,17 +236,17 @@ class LungMaskGate(keras.layers.Layer):
         self.low, self.high = float(low), float(high)
         self.levels = None if levels is None else int(levels)
 
-    def call(self, inputs):
+    def call(self, inputs: Sequence[tf.Tensor]) -> tf.Tensor:
         image, probability = inputs
         if self.levels is not None:
             probability = ops.round(probability * self.levels) / self.levels
         inside = ops.logical_and(ops.greater_equal(image, self.low), ops.less_equal(image, self.high))
         return probability * ops.cast(inside, probability.dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[tuple[int | None, ...]]) -> tuple[int | None, ...]:
         return input_shape[1]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "low": self.low, "high": self.high, "levels": self.levels}
 
 
@@ -251,7 +256,7 @@ _XLA_STATE = threading.local()
 
 
 @contextlib.contextmanager
-def xla_depthwise():
+def xla_depthwise() -> Iterator[None]:
     """Within this block, :class:`SeparableConv2D` layers *traced* for XLA emit their depthwise convolution as a
     sum of shifted products, which XLA fuses into one loop (several times faster on CPU than XLA's grouped
     convolution, and, fused with the neighbouring BN/activation layers, than TensorFlow's native kernels).
@@ -269,7 +274,7 @@ def xla_depthwise():
 
 
 @contextlib.contextmanager
-def native_dilation(max_rate: int = 3):
+def native_dilation(max_rate: int = 3) -> Iterator[None]:
     """Within this block, :class:`SeparableConv2D` layers *traced* for TensorFlow's graph executor compute a
     depthwise convolution with dilation 2..``max_rate`` by TensorFlow's dilated depthwise kernel instead of
     ``tf.nn.depthwise_conv2d``'s space-to-batch rewrite (on a 2-core CPU with oneDNN, 5×5 at rate 3 on a 300×340×48
@@ -284,7 +289,7 @@ def native_dilation(max_rate: int = 3):
         _XLA_STATE.native_dilation = previous
 
 
-def _native_dilated_depthwise(x, kernel, dilation: tuple[int, int]):
+def _native_dilated_depthwise(x: tf.Tensor, kernel: keras.Variable, dilation: tuple[int, int]) -> tf.Tensor:
     import tensorflow as tf
 
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
@@ -300,7 +305,7 @@ def _native_dilated_depthwise(x, kernel, dilation: tuple[int, int]):
     )
 
 
-def _shifted_depthwise(x, kernel, dilation: tuple[int, int]):
+def _shifted_depthwise(x: tf.Tensor, kernel: keras.Variable, dilation: tuple[int, int]) -> tf.Tensor:
     """'same'-padded, stride-1 depthwise convolution (multiplier 1) as Σ_taps shift(x) · kernel[tap]."""
     kh, kw = int(kernel.shape[0]), int(kernel.shape[1])
     dh, dw = dilation
@@ -324,7 +329,7 @@ class SeparableConv2D(keras.layers.SeparableConv2D):
     it is exactly Keras' layer. Res-CR-Net and CXR-Net Module 2 use it for their dilated branches.
     """
 
-    def _shiftable(self, inputs) -> bool:
+    def _shiftable(self, inputs: tf.Tensor) -> bool:
         return (
             getattr(_XLA_STATE, "active", False)
             and self.padding == "same"
@@ -346,7 +351,7 @@ class SeparableConv2D(keras.layers.SeparableConv2D):
             and 1 < max(self.dilation_rate) <= rate
         )
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         if self._native_dilated():
             x = _native_dilated_depthwise(inputs, self.depthwise_kernel, self.dilation_rate)
         elif not self._shiftable(inputs):

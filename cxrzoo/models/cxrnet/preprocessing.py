@@ -7,6 +7,7 @@ and docs/preprocessing.md say which details are stated and which were read from 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ from cxrzoo.preprocessing.histogram import equalize_hist
 from cxrzoo.preprocessing.io import read_image
 from cxrzoo.preprocessing.recipes import Recipe, Step, gray, register_recipe, scale_step
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 #: CXR-Net's network input: height 300, width 340.
 CXRNET_SIZE = (300, 340)
 #: Module 2 standardization of X (``standardization_parameters_V7.json``; the JMS file has the same values).
@@ -24,7 +28,7 @@ CXRNET_MEAN = 124.07157127013421
 CXRNET_STD = 75.97485671901313
 
 
-def _cxrnet_kernel(image) -> np.ndarray:
+def _cxrnet_kernel(image: np.ndarray) -> np.ndarray:
     values = gray(image, "prepare_cxrnet_input")
     lo, hi = float(values.min()), float(values.max())
     if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -49,7 +53,9 @@ def _cxrnet_kernel(image) -> np.ndarray:
     return equalize_hist(cv2.convertScaleAbs(small))
 
 
-def prepare_cxrnet_input(image):
+def prepare_cxrnet_input(
+    image: np.ndarray | tf.Tensor | str | os.PathLike | bytes | bytearray,
+) -> np.ndarray | tf.Tensor:
     """CXR-Net's preparation of a radiograph: the ``uint8 (300, 340)`` image Module 1 and Module 2 start from.
 
     The authors' steps (their ``Predict_new_patient.py``; docs/models/cxrnet.md): grayscale; min-max scale the

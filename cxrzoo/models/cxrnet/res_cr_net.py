@@ -22,6 +22,8 @@ authors' Keras 2 files use, and the published weights load by name through that 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 
@@ -30,20 +32,23 @@ from cxrzoo.nn.layers import ExpandDims, ReduceSum
 from cxrzoo.nn.model import register_model
 from cxrzoo.weights.loading import load_default, load_weights
 
+if TYPE_CHECKING:
+    from cxrzoo.weights.manifest import WeightsEntry
+
 LEAKY_SLOPE = 0.1
 ARCH = "res_cr_net"
 
 
 def conv_branch(
-    x,
+    x: keras.KerasTensor,
     filters: int,
     kernel_size: int,
     dilation_rate: int,
     *,
     name: str,
-    kernel_initializer="he_normal",
-    first_regularizer=None,
-):
+    kernel_initializer: str | keras.initializers.Initializer = "he_normal",
+    first_regularizer: keras.regularizers.Regularizer | None = None,
+) -> keras.KerasTensor:
     """One residual branch: SeparableConv → BN → LeakyReLU → SeparableConv (linear, with bias)."""
     conv = dict(padding="same", depthwise_initializer=kernel_initializer, pointwise_initializer=kernel_initializer)
     x = SeparableConv2D(
@@ -61,7 +66,7 @@ def conv_branch(
 
 
 def conv_res_block(
-    x,
+    x: keras.KerasTensor,
     filters: int,
     *,
     kernel_sizes: Sequence[int],
@@ -69,9 +74,9 @@ def conv_res_block(
     name: str,
     preactivate: bool,
     mode: str = "conc",
-    kernel_initializer="he_normal",
-    first_regularizer=None,
-):
+    kernel_initializer: str | keras.initializers.Initializer = "he_normal",
+    first_regularizer: keras.regularizers.Regularizer | None = None,
+) -> keras.KerasTensor:
     """The CONV RES block of Res-CR-Net and CXR-Net.
 
     ``mode="conc"`` concatenates the branches (``len(kernel_sizes) * filters`` maps) and adds a shortcut of that
@@ -110,8 +115,14 @@ def conv_res_block(
 
 
 def lstm_res_block(
-    x, classes: int, *, filters: int = 1, recurrent_dropout: float = 0.1, name: str, kernel_initializer="he_normal"
-):
+    x: keras.KerasTensor,
+    classes: int,
+    *,
+    filters: int = 1,
+    recurrent_dropout: float = 0.1,
+    name: str,
+    kernel_initializer: str | keras.initializers.Initializer = "he_normal",
+) -> keras.KerasTensor:
     """The LSTM RES block of the full Res-CR-Net.
 
     A 1×1 convolution to ``classes`` maps with LeakyReLU gives ``y`` (B, H, W, C). ``y`` is viewed as a sequence
@@ -124,7 +135,7 @@ def lstm_res_block(
     y = keras.layers.LeakyReLU(negative_slope=LEAKY_SLOPE, name=f"{name}_act")(y)
     seq = ExpandDims(-1, name=f"{name}_expand")(y)  # (B, H, W, C, 1): H is the time axis
 
-    def bidirectional(tag):
+    def bidirectional(tag: str) -> keras.layers.Bidirectional:
         return keras.layers.Bidirectional(
             keras.layers.ConvLSTM2D(
                 filters,
@@ -177,7 +188,7 @@ def legacy_layer_names(conv_blocks: int = 5, branches: int = 3) -> dict[str, str
     return names
 
 
-def _load_res_cr_net_weights(model, paths, entry):
+def _load_res_cr_net_weights(model: keras.Model, paths: list[Path], entry: WeightsEntry | None) -> None:
     blocks = sum(1 for layer in model.layers if layer.name.endswith("_preact_bn"))
     load_default(model, paths, entry, name_map=legacy_layer_names(conv_blocks=blocks))
 
@@ -186,8 +197,8 @@ def _load_res_cr_net_weights(model, paths, entry):
 def build_res_cr_net(
     *,
     weights: str | None = None,
-    input_tensor=None,
-    input_shape=(300, 340, 1),
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (300, 340, 1),
     classes: int = 2,
     filters: int = 16,
     conv_blocks: int = 5,
@@ -198,9 +209,9 @@ def build_res_cr_net(
     lstm_filters: int = 1,
     recurrent_dropout: float = 0.1,
     classifier_activation: str | None = "softmax",
-    kernel_initializer="he_normal",
+    kernel_initializer: str | keras.initializers.Initializer = "he_normal",
     name: str = "res_cr_net",
-):
+) -> keras.Model:
     """Res-CR-Net lung segmenter (CXR-Net Module 1; the full Res-CR-Net with ``lstm_blocks > 0``).
 
     Reference: Gatti et al., CXR-Net, §2 "Module 1"; Abdallah et al., Res-CR-Net.

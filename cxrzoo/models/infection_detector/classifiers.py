@@ -5,6 +5,8 @@ Reference: Tahir, segmentation-driven COVID-19 infection detector (thesis), §3.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -20,15 +22,15 @@ from cxrzoo.weights.loading import load_weights
 def build_cxr_classifier(
     *,
     backbone: str,
-    weights=None,
-    input_tensor=None,
-    input_shape=(256, 256, 3),
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (256, 256, 3),
     include_top: bool = True,
     pooling: str | None = None,
     classes: int = 3,
     classifier_activation: str | None = "softmax",
     name: str | None = None,
-):
+) -> keras.Model:
     """The thesis' CXR classifiers: an ImageNet backbone whose last layer is replaced by one linear layer.
 
     Reference: Tahir thesis §3.2.3, Tables 9, 10, 12 (scheme II: COVID-19 / non-COVID / normal on
@@ -88,7 +90,7 @@ SQUEEZENET_FIRES = {
 }
 
 
-def fire_module(x, squeeze: int, expand: int, *, name: str):
+def fire_module(x: keras.KerasTensor, squeeze: int, expand: int, *, name: str) -> keras.KerasTensor:
     """SqueezeNet Fire module: 1×1 squeeze → ReLU → [1×1 expand ∥ 3×3 expand] → ReLU, concatenated."""
     s = keras.layers.Conv2D(squeeze, 1, activation="relu", name=f"{name}_squeeze1x1")(x)
     e1 = keras.layers.Conv2D(expand, 1, activation="relu", name=f"{name}_expand1x1")(s)
@@ -96,7 +98,7 @@ def fire_module(x, squeeze: int, expand: int, *, name: str):
     return keras.layers.Concatenate(name=f"{name}_concat")([e1, e3])
 
 
-def _ceil_max_pool(x, *, name: str):
+def _ceil_max_pool(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     # torchvision's MaxPool2d(3, 2, ceil_mode=True): one extra zero row/column at the bottom/right lets the last
     # window hang over the edge (inputs are ReLU outputs, so a zero never wins over a real value).
     x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"{name}_pad")(x)
@@ -106,16 +108,16 @@ def _ceil_max_pool(x, *, name: str):
 @register_model(paper="infection_detector", task="classification", cam_layer="fire9_concat")
 def build_squeezenet(
     *,
-    weights=None,
-    input_tensor=None,
-    input_shape=(256, 256, 3),
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (256, 256, 3),
     version: str = "1_0",
     include_top: bool = True,
     classes: int = 3,
     classifier_activation: str | None = "softmax",
     dropout: float = 0.5,
     name: str = "squeezenet",
-):
+) -> keras.Model:
     """SqueezeNet as torchvision defines it: the thesis' smallest classifier (scheme I, COVID-19 / MERS / SARS).
 
     Reference: Tahir thesis §3.2.3 and Table 4 (pools after the first convolution and after the
@@ -172,10 +174,10 @@ def build_infection_detector_models(
     infection_decoder: str = "unet_plus_plus",
     infection_encoder: str = "densenet121",
     classifier_backbone: str | None = "inceptionv4",
-    input_shape=(256, 256, 3),
-    lung_weights=None,
-    infection_weights=None,
-    classifier_weights=None,
+    input_shape: Sequence[int | None] = (256, 256, 3),
+    lung_weights: str | os.PathLike | None = None,
+    infection_weights: str | os.PathLike | None = None,
+    classifier_weights: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """The three networks of the thesis' system, ready for :class:`InfectionDetector`.
 

@@ -27,8 +27,9 @@ files are given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -38,10 +39,13 @@ from cxrzoo.explain.cam import ScoreCAM
 from cxrzoo.models.infection_detector.classifiers import build_infection_detector_models
 from cxrzoo.nn.model import spec_of
 from cxrzoo.preprocessing.geometry import resize
-from cxrzoo.preprocessing.images import image_list, load_image
+from cxrzoo.preprocessing.images import ImageInput, image_list, load_image
 from cxrzoo.preprocessing.lungs import as_binary_mask as _binary
 from cxrzoo.preprocessing.lungs import split_lungs
 from cxrzoo.preprocessing.recipes import recipe
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 THRESHOLD = 0.5
 MIN_REGION_FRACTION = 0.05
@@ -54,7 +58,7 @@ _EIGHT_CONNECTED = np.ones((3, 3), bool)
 # ------------------------------------------------------------------------------------------ post-processing
 
 
-def _probability(prob, what: str) -> np.ndarray:
+def _probability(prob: npt.ArrayLike, what: str) -> np.ndarray:
     array = np.asarray(prob)
     if array.ndim != 2:
         raise ValueError(f"{what} must be a 2-D (H, W) probability map, got shape {array.shape}")
@@ -67,7 +71,9 @@ def _probability(prob, what: str) -> np.ndarray:
     return array
 
 
-def remove_small_regions(mask, min_fraction: float = MIN_REGION_FRACTION, *, reference_pixels: int | None = None):
+def remove_small_regions(
+    mask: npt.ArrayLike, min_fraction: float = MIN_REGION_FRACTION, *, reference_pixels: int | None = None
+) -> np.ndarray:
     """Drops the 8-connected regions smaller than ``min_fraction`` of ``reference_pixels`` (default: the mask's
     positive pixels), as the thesis does with "regions < 5% of the total positive predicted pixels"."""
     mask = _binary(mask, "mask")
@@ -83,14 +89,14 @@ def remove_small_regions(mask, min_fraction: float = MIN_REGION_FRACTION, *, ref
     return keep[labels]
 
 
-def fill_holes(mask) -> np.ndarray:
+def fill_holes(mask: npt.ArrayLike) -> np.ndarray:
     """Fills the holes of a binary mask: background regions not 4-connected to the image border (the complement
     of 8-connected foreground, so a diagonal gap never opens a hole to the outside)."""
     return ndimage.binary_fill_holes(_binary(mask, "mask"))
 
 
 def postprocess_lung_mask(
-    probability, *, threshold: float = THRESHOLD, min_region_fraction: float = MIN_REGION_FRACTION
+    probability: npt.ArrayLike, *, threshold: float = THRESHOLD, min_region_fraction: float = MIN_REGION_FRACTION
 ) -> np.ndarray:
     """Thesis §3.2.2.2 for the lung: ``p > threshold``, hole filling, then removal of the regions smaller than
     ``min_region_fraction`` of the predicted positive pixels. Returns a boolean (H, W) mask."""
@@ -98,7 +104,9 @@ def postprocess_lung_mask(
     return remove_small_regions(fill_holes(predicted), min_region_fraction, reference_pixels=int(predicted.sum()))
 
 
-def postprocess_infection_mask(probability, lung_mask, *, threshold: float = THRESHOLD) -> np.ndarray:
+def postprocess_infection_mask(
+    probability: npt.ArrayLike, lung_mask: npt.ArrayLike, *, threshold: float = THRESHOLD
+) -> np.ndarray:
     """Thesis §3.2.2.2 for the infection: ``p > threshold`` AND the post-processed lung mask (no other cleaning)."""
     infection = _probability(probability, "infection probability") > threshold
     lung = _binary(lung_mask, "lung_mask")
@@ -112,7 +120,7 @@ def _fraction(infection: np.ndarray, lung: np.ndarray) -> float:
     return float((infection & lung).sum() / area) if area else float("nan")
 
 
-def quantify_infection(lung_mask, infection_mask) -> dict[str, Any]:
+def quantify_infection(lung_mask: npt.ArrayLike, infection_mask: npt.ArrayLike) -> dict[str, Any]:
     """Detection and quantification (thesis §3.2.2.3) from post-processed masks.
 
     Returns ``covid_positive`` (any infected lung pixel), ``infected_fraction`` (infected lung pixels / lung
@@ -134,8 +142,8 @@ def quantify_infection(lung_mask, infection_mask) -> dict[str, Any]:
 
 
 def detect_infection(
-    lung_probability,
-    infection_probability,
+    lung_probability: npt.ArrayLike,
+    infection_probability: npt.ArrayLike,
     *,
     threshold: float = THRESHOLD,
     min_region_fraction: float = MIN_REGION_FRACTION,
@@ -160,7 +168,7 @@ def detect_infection(
 # ------------------------------------------------------------------------------------------------ the detector
 
 
-def _output_is_probability(model) -> bool:
+def _output_is_probability(model: keras.Model) -> bool:
     """Whether ``model`` ends in a sigmoid / softmax (else its output is taken as logits)."""
     head = model.layers[-1]
     activation = getattr(head, "activation", None)
@@ -171,7 +179,7 @@ def _output_is_probability(model) -> bool:
 _FOREGROUND_LABELS = {"lung": ("lungs", "lung", "foreground"), "infection": ("infection", "foreground")}
 
 
-def _foreground_channel(model, what: str) -> int:
+def _foreground_channel(model: keras.Model, what: str) -> int:
     """Which output channel of a segmenter is the foreground.
 
     A model that carries a spec (``cxrzoo.create_model``) says what each channel means, so e.g. Res-CR-Net's
@@ -212,13 +220,15 @@ def _foreground(output: np.ndarray, is_probability: bool, channel: int) -> np.nd
     return e[..., channel] / e.sum(axis=-1)
 
 
-def _segmenter_recipe(model, default):
+def _segmenter_recipe(
+    model: keras.Model, default: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[np.ndarray], np.ndarray]:
     """The preparation a segmenter needs: its spec's recipe when it carries one, else ``default``."""
     spec = spec_of(model)
     return default if spec is None or spec.recipe is None else recipe(weights=spec)
 
 
-def _input_size(model, default=(256, 256)) -> tuple[int, int]:
+def _input_size(model: keras.Model, default: tuple[int, int] = (256, 256)) -> tuple[int, int]:
     h, w = model.input_shape[1:3]
     return (h or default[0], w or default[1])
 
@@ -264,16 +274,16 @@ class InfectionDetector:
 
     def __init__(
         self,
-        lung_segmenter,
-        infection_segmenter,
-        classifier=None,
+        lung_segmenter: keras.Model,
+        infection_segmenter: keras.Model,
+        classifier: keras.Model | None = None,
         *,
         labels: Sequence[str] = TAHIR_LABELS,
         threshold: float = THRESHOLD,
         min_region_fraction: float = MIN_REGION_FRACTION,
-        segmentation_recipe=None,
-        classifier_recipe=None,
-        score_cam=None,
+        segmentation_recipe: Callable[[np.ndarray], np.ndarray] | None = None,
+        classifier_recipe: Callable[[np.ndarray], np.ndarray] | None = None,
+        score_cam: Callable[..., np.ndarray] | None = None,
         batch_size: int = 8,
     ):
         if not 0.0 < threshold < 1.0:
@@ -320,10 +330,10 @@ class InfectionDetector:
         infection_decoder: str = "unet_plus_plus",
         infection_encoder: str = "densenet121",
         classifier_backbone: str | None = "inceptionv4",
-        input_shape=(256, 256, 3),
-        lung_weights=None,
-        infection_weights=None,
-        classifier_weights=None,
+        input_shape: Sequence[int | None] = (256, 256, 3),
+        lung_weights: str | os.PathLike | None = None,
+        infection_weights: str | os.PathLike | None = None,
+        classifier_weights: str | os.PathLike | None = None,
         **detector_kwargs,
     ) -> InfectionDetector:
         """Builds the three networks with :func:`build_infection_detector_models` and wraps them."""
@@ -340,7 +350,7 @@ class InfectionDetector:
         )
         return cls(models["lung"], models["infection"], models["classifier"], **detector_kwargs)
 
-    def _parallel_model(self):
+    def _parallel_model(self) -> keras.Model | None:
         # One graph with both segmenters on the same input: a single predict() runs the two independent branches,
         # which TensorFlow's executor schedules concurrently (the thesis' parallel configuration).
         if (
@@ -357,7 +367,7 @@ class InfectionDetector:
 
     # ------------------------------------------------------------------------------------------------ stages
 
-    def segment(self, images) -> tuple[np.ndarray, np.ndarray]:
+    def segment(self, images: ImageInput | Sequence[ImageInput]) -> tuple[np.ndarray, np.ndarray]:
         """Lung and infection foreground probabilities, (N, h, w) each at its segmenter's input size."""
         grays = [load_image(im) for im in image_list(images)[0]]
         lung_prep, infection_prep = self._recipes
@@ -376,7 +386,9 @@ class InfectionDetector:
             _foreground(np.asarray(infection), self._probability[1], self._channels[1]),
         )
 
-    def __call__(self, images, *, explain: bool = False):
+    def __call__(
+        self, images: ImageInput | Sequence[ImageInput], *, explain: bool = False
+    ) -> dict[str, Any] | list[dict[str, Any]]:
         items, single = image_list(images)
         grays = [load_image(im) for im in items]
         lung_p, infection_p = self.segment(grays)
@@ -394,7 +406,7 @@ class InfectionDetector:
             raise ValueError("explain=True needs a classifier (Score-CAM explains the 3-class classification)")
         return results[0] if single else results
 
-    def _classify(self, grays, results, *, explain: bool) -> None:
+    def _classify(self, grays: list[np.ndarray], results: list[dict[str, Any]], *, explain: bool) -> None:
         segmented = np.stack(
             [self.classifier_recipe(np.where(r["lung_mask"], g, 0).astype(g.dtype)) for g, r in zip(grays, results)]
         )
@@ -408,7 +420,7 @@ class InfectionDetector:
                 r["score_cam"] = np.clip(resize(np.ascontiguousarray(m, np.float32), g.shape, "bilinear"), 0, 1)
 
     @property
-    def score_cam(self):
+    def score_cam(self) -> Callable[..., np.ndarray]:
         """The Score-CAM explainer (``cxrzoo.explain.ScoreCAM()`` unless one was given)."""
         if self._score_cam is None:
             self._score_cam = ScoreCAM()

@@ -21,7 +21,7 @@ from cxrzoo.preprocessing.recipes import (
 )
 
 
-def segmentation_recipe(size=(256, 256), normalization: str = "imagenet") -> Recipe:
+def segmentation_recipe(size: int | tuple[int, int] = (256, 256), normalization: str = "imagenet") -> Recipe:
     size = check_size(size, "recipe 'infection_detector_segmentation'")
     steps = (
         to_uint8_step(),
@@ -36,7 +36,7 @@ INPUT_SCHEMES = ("original", "clahe", "complement", "original_clahe_complement")
 
 
 def classifier_recipe(
-    scheme: str = "original_clahe_complement", size=(256, 256), normalization: str = "imagenet"
+    scheme: str = "original_clahe_complement", size: int | tuple[int, int] = (256, 256), normalization: str = "imagenet"
 ) -> Recipe:
     size = check_size(size, "recipe 'infection_detector_classifier'")
     if scheme not in INPUT_SCHEMES:

@@ -27,7 +27,8 @@ built with the same arguments.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 
 import keras
 
@@ -42,7 +43,7 @@ DEFAULT_DECODER_CHANNELS = (256, 128, 64, 32, 16)
 ACTIVATIONS = (None, "sigmoid", "softmax")
 
 
-def conv_bn_relu(x, filters: int, *, name: str, use_batchnorm: bool = True):
+def conv_bn_relu(x: keras.KerasTensor, filters: int, *, name: str, use_batchnorm: bool = True) -> keras.KerasTensor:
     """SMP's Conv2dReLU: 3×3 conv (bias only without BN) → BatchNorm → ReLU."""
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not use_batchnorm, name=f"{name}_conv")(x)
     if use_batchnorm:
@@ -50,7 +51,9 @@ def conv_bn_relu(x, filters: int, *, name: str, use_batchnorm: bool = True):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def decoder_block(x, skips: Sequence, filters: int, *, name: str, use_batchnorm: bool = True):
+def decoder_block(
+    x: keras.KerasTensor, skips: Sequence, filters: int, *, name: str, use_batchnorm: bool = True
+) -> keras.KerasTensor:
     """SMP's U-Net / UNet++ DecoderBlock: nearest ×2, concatenate (upsampled tensor first, then ``skips`` in
     order), then two conv-BN-ReLU units."""
     x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_upsample")(x)
@@ -60,7 +63,9 @@ def decoder_block(x, skips: Sequence, filters: int, *, name: str, use_batchnorm:
     return conv_bn_relu(x, filters, name=f"{name}_2", use_batchnorm=use_batchnorm)
 
 
-def unet_decoder(features: Sequence, decoder_channels: Sequence[int], *, use_batchnorm: bool = True):
+def unet_decoder(
+    features: Sequence, decoder_channels: Sequence[int], *, use_batchnorm: bool = True
+) -> keras.KerasTensor:
     """SMP's UnetDecoder (no centre block) on the five encoder maps (strides 2 … 32); returns the stride-1 map."""
     head, *skips = features[::-1]  # stride 32 first; skips at strides 16, 8, 4, 2
     x = head
@@ -71,7 +76,9 @@ def unet_decoder(features: Sequence, decoder_channels: Sequence[int], *, use_bat
     return x
 
 
-def unet_plus_plus_decoder(features: Sequence, decoder_channels: Sequence[int], *, use_batchnorm: bool = True):
+def unet_plus_plus_decoder(
+    features: Sequence, decoder_channels: Sequence[int], *, use_batchnorm: bool = True
+) -> keras.KerasTensor:
     """SMP's UnetPlusPlusDecoder: nested dense skip nodes ``decoder_x_{d}_{l}``; returns the stride-1 map.
 
     Node X(d, L) upsamples X(d, L-1) and concatenates X(d+1, L) … X(L, L) and the encoder map one level finer.
@@ -82,7 +89,7 @@ def unet_plus_plus_decoder(features: Sequence, decoder_channels: Sequence[int], 
     depth = len(f) - 1
     nodes = {}
 
-    def node(d, level, x, skips):
+    def node(d: int, level: int, x: keras.KerasTensor, skips: list[keras.KerasTensor]) -> None:
         filters = decoder_channels[level] if d == 0 else skip_channels[level]
         nodes[(d, level)] = decoder_block(x, skips, filters, name=f"decoder_x_{d}_{level}", use_batchnorm=use_batchnorm)
 
@@ -99,7 +106,9 @@ def unet_plus_plus_decoder(features: Sequence, decoder_channels: Sequence[int], 
     )
 
 
-def fpn_segmentation_block(x, filters: int, upsamples: int, *, name: str, groups: int = 32):
+def fpn_segmentation_block(
+    x: keras.KerasTensor, filters: int, upsamples: int, *, name: str, groups: int = 32
+) -> keras.KerasTensor:
     """SMP's SegmentationBlock: ``max(1, upsamples)`` × (3×3 conv → GroupNorm(32) → ReLU [→ bilinear ×2])."""
     for i in range(max(1, upsamples)):
         unit = f"{name}_{i + 1}"
@@ -118,7 +127,7 @@ def fpn_decoder(
     segmentation_channels: int = 128,
     merge_policy: str = "add",
     dropout: float = 0.2,
-):
+) -> keras.KerasTensor:
     """SMP's FPNDecoder on the maps at strides 4 … 32 (the stride-2 map is not used); returns the stride-4 map."""
     c2, c3, c4, c5 = features[-4:]
     p = keras.layers.Conv2D(pyramid_channels, 1, name="decoder_p5")(c5)
@@ -139,7 +148,7 @@ def fpn_decoder(
     return keras.layers.SpatialDropout2D(dropout, name="decoder_dropout")(x)
 
 
-def _check_common(encoder, classes, activation):
+def _check_common(encoder: str, classes: int, activation: str | None) -> None:
     check_encoder(encoder)
     if classes < 1:
         raise ValueError(f"classes must be >= 1, got {classes}")
@@ -147,34 +156,48 @@ def _check_common(encoder, classes, activation):
         raise ValueError(f"activation must be None, 'sigmoid' or 'softmax', got {activation!r}")
 
 
-def _finish(inputs, x, *, activation, name, weights, arch, **structural):
+def _finish(
+    inputs: keras.KerasTensor,
+    x: keras.KerasTensor,
+    *,
+    activation: str | None,
+    name: str,
+    weights: str | os.PathLike | None,
+    arch: str,
+    **structural,
+) -> keras.Model:
     if activation is not None:
         x = keras.layers.Activation(activation, name=activation)(x)
     model = keras.Model(inputs, x, name=name)
     return load_weights(model, weights, arch=arch, **structural)
 
 
-def _encoder_outputs(encoder, encoder_weights, input_tensor, input_shape):
+def _encoder_outputs(
+    encoder: str,
+    encoder_weights: str | os.PathLike | None,
+    input_tensor: keras.KerasTensor | None,
+    input_shape: Sequence[int | None],
+) -> tuple[keras.KerasTensor, list[keras.KerasTensor]]:
     inputs = make_input(input_tensor, input_shape)
     check_divisible(inputs)
     return inputs, build_encoder(encoder, weights=encoder_weights, input_tensor=inputs).outputs
 
 
 def _build_unet_family(
-    kind,
-    decoder,
+    kind: str,
+    decoder: Callable[..., keras.KerasTensor],
     *,
-    encoder,
-    encoder_weights,
-    weights,
-    input_tensor,
-    input_shape,
-    classes,
-    activation,
-    decoder_channels,
-    decoder_use_batchnorm,
-    name,
-):
+    encoder: str,
+    encoder_weights: str | os.PathLike | None,
+    weights: str | os.PathLike | None,
+    input_tensor: keras.KerasTensor | None,
+    input_shape: Sequence[int | None],
+    classes: int,
+    activation: str | None,
+    decoder_channels: Sequence[int],
+    decoder_use_batchnorm: bool,
+    name: str | None,
+) -> keras.Model:
     """U-Net and U-Net++ share everything but the decoder: encoder, 3×3 head with bias, activation, weights."""
     _check_common(encoder, classes, activation)
     if len(decoder_channels) != 5:
@@ -196,16 +219,16 @@ def _build_unet_family(
 def build_unet(
     *,
     encoder: str = "resnet18",
-    encoder_weights=None,
-    weights=None,
-    input_tensor=None,
-    input_shape=(256, 256, 3),
+    encoder_weights: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (256, 256, 3),
     classes: int = 1,
     activation: str | None = None,
     decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
     decoder_use_batchnorm: bool = True,
     name: str | None = None,
-):
+) -> keras.Model:
     """U-Net (SMP ``Unet``) over one of the thesis' five encoders.
 
     Reference: Tahir thesis §3.2.2, Tables 5, 7, 8, 11; Ronneberger et al. 2015.
@@ -254,16 +277,16 @@ def build_unet(
 def build_unet_plus_plus(
     *,
     encoder: str = "resnet18",
-    encoder_weights=None,
-    weights=None,
-    input_tensor=None,
-    input_shape=(256, 256, 3),
+    encoder_weights: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (256, 256, 3),
     classes: int = 1,
     activation: str | None = None,
     decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
     decoder_use_batchnorm: bool = True,
     name: str | None = None,
-):
+) -> keras.Model:
     """U-Net++ (SMP ``UnetPlusPlus``) over one of the thesis' five encoders.
 
     Reference: Tahir thesis §3.2.2, Tables 5, 7, 8, 11 (UNet++/DenseNet121: the best infection
@@ -297,10 +320,10 @@ def build_unet_plus_plus(
 def build_fpn(
     *,
     encoder: str = "resnet18",
-    encoder_weights=None,
-    weights=None,
-    input_tensor=None,
-    input_shape=(256, 256, 3),
+    encoder_weights: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (256, 256, 3),
     classes: int = 1,
     activation: str | None = None,
     decoder_pyramid_channels: int = 256,
@@ -309,7 +332,7 @@ def build_fpn(
     decoder_dropout: float = 0.2,
     upsampling: int = 4,
     name: str | None = None,
-):
+) -> keras.Model:
     """FPN (SMP ``FPN``) over one of the thesis' five encoders.
 
     Reference: Tahir thesis §3.2.2, Tables 5, 7, 8, 11 (FPN/DenseNet121: the best lung
@@ -361,7 +384,7 @@ def build_fpn(
 BUILDERS = {"unet": build_unet, "unet_plus_plus": build_unet_plus_plus, "fpn": build_fpn}
 
 
-def build_segmentation_model(decoder: str, encoder: str, **kwargs):
+def build_segmentation_model(decoder: str, encoder: str, **kwargs) -> keras.Model:
     """``build_unet`` / ``build_unet_plus_plus`` / ``build_fpn`` chosen by name (``decoder`` in ``DECODERS``)."""
     if decoder not in BUILDERS:
         raise ValueError(f"unknown decoder {decoder!r}; valid decoders: {', '.join(DECODERS)}")

@@ -21,6 +21,9 @@ The outputs are one logit (``classifier_activation=None``), to be trained with
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 import keras
 
 from cxrzoo.nn.backbones import build_backbone_classifier, inception_conv, torch_conv
@@ -32,14 +35,22 @@ AUX_LOSS_WEIGHT = 0.3  # weight of InceptionV3's auxiliary loss in the paper (af
 GRAYSCALE_224 = (224, 224, 1)
 
 
-def _check_top(classes, classifier_activation):
+def _check_top(classes: int, classifier_activation: str | None) -> None:
     if classes < 1:
         raise ValueError(f"classes must be >= 1, got {classes}")
     if classifier_activation not in CLASSIFIER_ACTIVATIONS:
         raise ValueError(f"classifier_activation must be None, 'softmax' or 'sigmoid', got {classifier_activation!r}")
 
 
-def _finish(inputs, x, *, name, weights, arch, **structural):
+def _finish(
+    inputs: keras.KerasTensor,
+    x: keras.KerasTensor | list[keras.KerasTensor],
+    *,
+    name: str,
+    weights: str | os.PathLike | None,
+    arch: str,
+    **structural,
+) -> keras.Model:
     model = keras.Model(inputs, x, name=name)
     return load_weights(model, weights, arch=arch, **structural)
 
@@ -47,15 +58,15 @@ def _finish(inputs, x, *, name, weights, arch, **structural):
 @register_model(paper="screening", task="classification", cam_layer="conv5")
 def build_alexnet(
     *,
-    weights=None,
-    input_tensor=None,
-    input_shape=GRAYSCALE_224,
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = GRAYSCALE_224,
     include_top: bool = True,
     classes: int = 1,
     classifier_activation: str | None = None,
     dropout: float = 0.5,
     name: str = "alexnet",
-):
+) -> keras.Model:
     """AlexNet as torchvision defines it (5 convolutions, 3 fully connected layers with dropout).
 
     Reference: Loconte & Colavito §IV-A, Table V (57.0 M parameters, 21.5 ms per image on an Intel
@@ -105,15 +116,15 @@ def build_alexnet(
 @register_model(paper="screening", task="classification", cam_layer="block5_conv3")
 def build_vgg16(
     *,
-    weights=None,
-    input_tensor=None,
-    input_shape=GRAYSCALE_224,
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = GRAYSCALE_224,
     include_top: bool = True,
     classes: int = 1,
     classifier_activation: str | None = None,
     dropout: float = 0.5,
     name: str = "vgg16",
-):
+) -> keras.Model:
     """VGG16 (configuration D, no BatchNorm) as torchvision defines it.
 
     Reference: Loconte & Colavito §IV-B, Table V (134.3 M parameters, 171.0 ms per image on CPU);
@@ -149,15 +160,15 @@ def build_vgg16(
 @register_model(paper="screening", task="classification", cam_layer="conv5_block3_out")
 def build_resnet50(
     *,
-    weights=None,
-    input_tensor=None,
-    input_shape=GRAYSCALE_224,
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = GRAYSCALE_224,
     include_top: bool = True,
     pooling: str | None = None,
     classes: int = 1,
     classifier_activation: str | None = None,
     name: str = "resnet50",
-):
+) -> keras.Model:
     """ResNet50 as torchvision defines it (no convolution biases, stride on the bottleneck's 3×3).
 
     Reference: Loconte & Colavito §IV-C, Table V (23.5 M parameters, 95.1 ms per image on CPU);
@@ -189,15 +200,15 @@ def build_resnet50(
 @register_model(paper="screening", task="classification", cam_layer="relu")
 def build_densenet121(
     *,
-    weights=None,
-    input_tensor=None,
-    input_shape=GRAYSCALE_224,
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = GRAYSCALE_224,
     include_top: bool = True,
     pooling: str | None = None,
     classes: int = 1,
     classifier_activation: str | None = None,
     name: str = "densenet121",
-):
+) -> keras.Model:
     """DenseNet121 as torchvision defines it (layer names and shapes of ``keras.applications.DenseNet121``).
 
     Reference: Loconte & Colavito §IV-D, Table V (7.0 M parameters, 84.1 ms per image on CPU);
@@ -228,14 +239,14 @@ def build_densenet121(
 # ------------------------------------------------------------------------------------------------------ InceptionV3
 
 
-def _torch_avg_pool_3x3(x, *, name: str):
+def _torch_avg_pool_3x3(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     # torchvision's F.avg_pool2d(x, 3, stride=1, padding=1) counts the zero padding in the mean (count_include_pad
     # defaults to True); Keras' "same" average pooling would not, so pad explicitly.
     x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
     return keras.layers.AveragePooling2D(3, strides=1, name=name)(x)
 
 
-def inception_v3_a(x, pool_features: int, *, name: str):
+def inception_v3_a(x: keras.KerasTensor, pool_features: int, *, name: str) -> keras.KerasTensor:
     """torchvision InceptionA (Mixed_5b/c/d)."""
     b1 = inception_conv(x, 64, 1, name=f"{name}_branch1x1")
     b5 = inception_conv(x, 48, 1, name=f"{name}_branch5x5_1")
@@ -249,7 +260,7 @@ def inception_v3_a(x, pool_features: int, *, name: str):
     return keras.layers.Concatenate(name=name)([b1, b5, b3, bp])
 
 
-def inception_v3_b(x, *, name: str):
+def inception_v3_b(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     """torchvision InceptionB (Mixed_6a, grid reduction 35 → 17)."""
     b3 = inception_conv(x, 384, 3, strides=2, name=f"{name}_branch3x3")
     bd = inception_conv(x, 64, 1, name=f"{name}_branch3x3dbl_1")
@@ -259,7 +270,7 @@ def inception_v3_b(x, *, name: str):
     return keras.layers.Concatenate(name=name)([b3, bd, bp])
 
 
-def inception_v3_c(x, channels_7x7: int, *, name: str):
+def inception_v3_c(x: keras.KerasTensor, channels_7x7: int, *, name: str) -> keras.KerasTensor:
     """torchvision InceptionC (Mixed_6b-e, factorized 7×7)."""
     c7 = channels_7x7
     b1 = inception_conv(x, 192, 1, name=f"{name}_branch1x1")
@@ -275,7 +286,7 @@ def inception_v3_c(x, channels_7x7: int, *, name: str):
     return keras.layers.Concatenate(name=name)([b1, b7, bd, bp])
 
 
-def inception_v3_d(x, *, name: str):
+def inception_v3_d(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     """torchvision InceptionD (Mixed_7a, grid reduction 17 → 8)."""
     b3 = inception_conv(x, 192, 1, name=f"{name}_branch3x3_1")
     b3 = inception_conv(b3, 320, 3, strides=2, name=f"{name}_branch3x3_2")
@@ -287,7 +298,7 @@ def inception_v3_d(x, *, name: str):
     return keras.layers.Concatenate(name=name)([b3, b7, bp])
 
 
-def inception_v3_e(x, *, name: str):
+def inception_v3_e(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     """torchvision InceptionE (Mixed_7b/c, expanded 1×3 / 3×1 branches)."""
     b1 = inception_conv(x, 320, 1, name=f"{name}_branch1x1")
     b3 = inception_conv(x, 384, 1, name=f"{name}_branch3x3_1")
@@ -309,7 +320,9 @@ def inception_v3_e(x, *, name: str):
     return keras.layers.Concatenate(name=name)([b1, b3, bd, bp])
 
 
-def inception_v3_aux(x, classes: int, classifier_activation, *, name: str = "aux"):
+def inception_v3_aux(
+    x: keras.KerasTensor, classes: int, classifier_activation: str | None, *, name: str = "aux"
+) -> keras.KerasTensor:
     """torchvision InceptionAux on Mixed_6e: 5×5/3 average pool → 1×1 (128) → 5×5 (768) → global pool → FC."""
     x = keras.layers.AveragePooling2D(5, strides=3, name=f"{name}_pool")(x)
     x = inception_conv(x, 128, 1, name=f"{name}_conv0")
@@ -321,9 +334,9 @@ def inception_v3_aux(x, classes: int, classifier_activation, *, name: str = "aux
 @register_model(paper="screening", task="classification", cam_layer="mixed_7c")
 def build_inception_v3(
     *,
-    weights=None,
-    input_tensor=None,
-    input_shape=(299, 299, 1),
+    weights: str | os.PathLike | None = None,
+    input_tensor: keras.KerasTensor | None = None,
+    input_shape: Sequence[int | None] = (299, 299, 1),
     include_top: bool = True,
     pooling: str | None = None,
     aux_classifier: bool = True,
@@ -331,7 +344,7 @@ def build_inception_v3(
     classifier_activation: str | None = None,
     dropout: float = 0.5,
     name: str = "inception_v3",
-):
+) -> keras.Model:
     """InceptionV3 as torchvision defines it, with its auxiliary classifier for training.
 
     Reference: Loconte & Colavito §IV-E and §V-A (auxiliary loss weighted 0.3, 224×224 images
@@ -393,7 +406,7 @@ def build_inception_v3(
     )
 
 
-def without_aux_classifier(model):
+def without_aux_classifier(model: keras.Model) -> keras.Model:
     """The inference view of an InceptionV3 built with ``aux_classifier=True``: same layers and weights, only the
     main output (what torchvision returns in eval mode). Models with one output are returned unchanged."""
     if len(model.outputs) == 1:
