@@ -28,7 +28,6 @@ from cxrzoo.spec import ARCHITECTURES, SPECS, Architecture, ModelSpec
 from cxrzoo.weights.loading import looks_like_path
 from cxrzoo.weights.manifest import list_weights as _manifest_tags
 
-
 #: ``weights=`` value that loads an architecture's default published weights (as keras.applications' "imagenet").
 DEFAULT = "default"
 
