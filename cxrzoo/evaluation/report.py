@@ -173,6 +173,7 @@ def segmentation_section(s: dict[str, Any]) -> list[str]:
         "",
         f"Pooled over all pixels: Dice {_num(summary['pooled_dice'])}, IoU {_num(summary['pooled_iou'])}. "
         f"{s['hd95_convention']}. Per image: `segmentation.csv`.",
+        *(f"- {note}" for note in s.get("notes", [])),
         "",
         "![segmentation scores](segmentation.png)",
     ]
@@ -192,18 +193,22 @@ def render_report(metrics: dict[str, Any]) -> str:
         lines += classification_section(metrics["classification"]) + [""]
     if "segmentation" in metrics:
         lines += segmentation_section(metrics["segmentation"]) + [""]
-    lines += [
-        "## How these numbers were computed",
-        "",
-        "- AUC: Mann–Whitney with ties 1/2; interval from DeLong's variance, with a patient column Obuchowski's "
-        "clustered variant (images of one patient are not independent).",
-        "- A threshold chosen on the data is never reported on the cases it was chosen on: with cross-validation, "
-        "every case is called with a threshold chosen on folds without its patient (the bootstrap repeats the "
-        "choice in every resample); with a calibration split, on the test split only.",
-        "- Youden: the threshold maximizing sensitivity + specificity − 1; a target sensitivity: the highest "
-        "threshold reaching it. Thresholds lie midway between neighbouring scores.",
-        "- See docs/evaluate.md for every definition. Research use only; not a medical device.",
-    ]
+    lines += ["## How these numbers were computed", ""]
+    if "classification" in metrics:
+        lines += [
+            "- AUC: Mann–Whitney with ties 1/2; interval from DeLong's variance, with a patient column Obuchowski's "
+            "clustered variant (images of one patient are not independent).",
+            "- A threshold chosen on the data is never reported on the cases it was chosen on: with cross-validation,"
+            " every case is called with a threshold chosen on folds without its patient (the bootstrap repeats the "
+            "choice in every resample); with a calibration split, on the test split only.",
+            "- Youden: the threshold maximizing sensitivity + specificity − 1; a target sensitivity: the highest "
+            "threshold reaching it. Thresholds lie midway between neighbouring scores.",
+        ]
+    if "segmentation" in metrics:
+        lines.append(
+            "- Dice and IoU per image at each image's own size (both masks empty: 1); HD95 in that image's pixels."
+        )
+    lines.append("- See docs/evaluate.md for every definition. Research use only; not a medical device.")
     return "\n".join(lines) + "\n"
 
 
