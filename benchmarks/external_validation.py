@@ -313,6 +313,7 @@ def main() -> None:
     os.environ.setdefault("CXRZOO_OFFLINE", "1")
 
     from cxrzoo.evaluation import evaluate
+    from cxrzoo.evaluation.report import write_atomic
 
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -357,7 +358,7 @@ def main() -> None:
     )
     seg_2cc.save(out / f"{SEGMENTER}_2cc")
     text = summary(results, seg.metrics["segmentation"], seg_2cc.metrics["segmentation"])
-    (out / "summary.md").write_text(text)
+    write_atomic(out / "summary.md", text)
     print(text)
     if args.docs_figures:
         docs_figures(results, seg.per_image, Path(args.docs_figures))

@@ -438,6 +438,20 @@ def evaluate(
         raise ValueError("nothing to evaluate against: give labels (a CSV) and/or masks (a folder)")
     predictions = Path(predictions)
     metrics: dict[str, Any] = {"title": title, "cxrzoo_version": __version__, "inputs": {}}
+    metrics["settings"] = {
+        "join": join,
+        "allow_unmatched": allow_unmatched,
+        "target_sensitivity": target_sensitivity,
+        "selection": "split" if split_column else selection,
+        "folds": folds,
+        "calibration_fraction": calibration_fraction,
+        "split_column": split_column,
+        "n_bins": n_bins,
+        "n_resamples": n_resamples,
+        "level": level,
+        "seed": seed,
+        "hd95_one_empty": str(hd95_one_empty),
+    }
     results = None
     if predictions.is_dir():
         if labels is not None:

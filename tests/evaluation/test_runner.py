@@ -275,3 +275,55 @@ def test_mask_errors(tmp_path):
         evaluate(table, masks=tmp_path / "ref")
     with pytest.raises(ValueError, match="nothing to evaluate against"):
         evaluate(table)
+
+
+def test_figures_with_label_names_the_font_lacks_do_not_warn(tmp_path):
+    import warnings
+
+    pred = results_table(tmp_path)
+    labels = labels_table(tmp_path, ["新冠" if label == "covid" else "其他" for label in LABELS])
+    ev = evaluate(pred, labels=labels, positive="新冠", score_column="p_covid", threshold=0.5, n_resamples=200,
+                  folds=2)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figures = ev.figures()
+    assert set(figures) == {"roc.png", "confusion.png", "reliability.png"}
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+
+
+@pytest.mark.shared
+def test_the_shared_external_set_joins_by_stem(shared, tmp_path):
+    """The layout of the real external set: a table of image paths, reference masks in a sibling folder, labels by
+    id from both index files; the human masks against themselves give Dice 1 and HD95 0 on all 60 images."""
+    val = shared("data", "v7_covid_lungs", "val")
+    negatives = shared("data", "ieee_non_covid", "public")
+    with open(val / "index.csv", newline="") as f:
+        positives = [row["id"] for row in csv.DictReader(f)]
+    with open(negatives / "index.csv", newline="") as f:
+        others = list(csv.DictReader(f))
+    rows = [
+        {"path": str(val / "images" / f"{i}.png"), "tag": "res_cr_net.v7_lungs", "p_covid": 0.9,
+         "mask_path": str(val / "lungs" / f"{i}.png")}
+        for i in positives
+    ]  # fmt: skip
+    table = write_csv(tmp_path / "predictions.csv", rows)
+    ev = evaluate(table, masks=val / "lungs")
+    summary = ev.metrics["segmentation"]["summary"]
+    assert ev.metrics["segmentation"]["n_images"] == 60 and ev.metrics["segmentation"]["join"] == "stem"
+    assert summary["dice"]["min"] == 1.0 and summary["hd95"]["max"] == 0.0
+
+    rows += [
+        {"path": str(negatives / "images" / f"{r['id']}.png"), "tag": "res_cr_net.v7_lungs", "p_covid": 0.1 + k / 100,
+         "mask_path": ""}
+        for k, r in enumerate(others)
+    ]  # fmt: skip
+    table = write_csv(tmp_path / "all.csv", rows)
+    labels = write_csv(
+        tmp_path / "labels.csv",
+        [{"id": i, "label": "covid", "patient": ""} for i in positives]
+        + [{"id": r["id"], "label": "non_covid", "patient": r["patient"]} for r in others],
+    )
+    ev = evaluate(table, labels=labels, patient_column="patient", positive="covid", threshold=0.5, n_resamples=200)
+    c = ev.metrics["classification"]
+    assert (c["n"], c["n_positive"], c["n_patients"]) == (115, 60, 91) and c["auc"]["value"] == 1.0
+    assert any("60 images without a patient id" in note for note in c["notes"])
