@@ -134,7 +134,11 @@ def cross_validated_calls(
     y, s, codes = _check(y_true, y_score, groups)
     if fold_of is None:
         fold_of = np.zeros(y.size, np.int64)
-        for k, (_, val) in enumerate(patient_kfold(y.astype(np.int64), codes, n_splits=folds, seed=seed)):
+        try:
+            splits = patient_kfold(y.astype(np.int64), codes, n_splits=folds, seed=seed)
+        except ValueError as err:
+            raise ValueError(f"{err}; use fewer folds (--folds) or a calibration split (--selection split)") from None
+        for k, (_, val) in enumerate(splits):
             fold_of[val] = k
     fold_of = np.asarray(fold_of)
     calls = np.zeros(y.size, bool)

@@ -153,3 +153,8 @@ def test_single_class_and_bad_input_are_clear_errors():
         evaluate_classification([0, 1, 1], [0.2, 0.4])
     with pytest.raises(ValueError, match="selection"):
         evaluate_classification([0, 1], [0.2, 0.4], selection="magic")
+
+
+def test_too_few_patients_for_the_folds_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"3 patients cannot fill 5 folds; use fewer folds \(--folds\)"):
+        evaluate_classification([1, 0, 1], [0.9, 0.2, 0.6], groups=["a", "b", "c"])
