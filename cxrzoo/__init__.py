@@ -75,6 +75,7 @@ _SUBMODULES = (
     "catalog",
     "cli",
     "data",
+    "evaluation",
     "explain",
     "layers",
     "losses",

@@ -2,13 +2,16 @@
 
 Segmentation (thesis §4.1.1, pixel level, foreground = positive): :func:`dice_score`, :func:`iou_score`,
 :func:`pixel_accuracy`, each per image (an array) or pooled over every pixel of the set (a scalar), and
-:func:`segmentation_scores` for all of them at once.
+:func:`segmentation_scores` for all of them at once; :func:`hausdorff_distance` (HD95 by default, per image, pixels).
 
 Classification (thesis §4.1.2; COVID-XNet; CXR-Net): :func:`confusion_matrix`, :func:`per_class_metrics`
 (one-vs-rest accuracy, precision, sensitivity, specificity, F1 per class), :func:`weighted_overall` (the thesis'
 support-weighted "overall" row, its eq. 17), binary :func:`sensitivity`, :func:`specificity`, :func:`precision`,
 :func:`f1_score`, :func:`balanced_accuracy`, :func:`accuracy`; :func:`roc_auc` and :func:`roc_curve`;
-:func:`classification_report`.
+:func:`classification_report`. Operating points: :func:`operating_point` (sensitivity, specificity, PPV,
+:func:`negative_predictive_value`, F1 of ``score >= threshold``), thresholds chosen on data
+(:func:`youden_threshold`, :func:`sensitivity_threshold`). Calibration of P(positive): :func:`brier_score`,
+:func:`reliability_curve`, :func:`expected_calibration_error` (equal-width bins).
 
 Confidence intervals: :func:`thesis_ci` (the thesis' normal-approximation half-width ``r = z √(m(1 − m)/N)``, its
 eq. 8), :func:`bootstrap_ci` (percentile bootstrap over cases) and :func:`auc_ci` (DeLong's AUC variance, clustered
@@ -36,21 +39,29 @@ __all__ = [
     "auc_ci",
     "balanced_accuracy",
     "bootstrap_ci",
+    "brier_score",
     "classification_report",
     "confusion_matrix",
     "dice_score",
+    "expected_calibration_error",
     "f1_score",
+    "hausdorff_distance",
     "iou_score",
+    "negative_predictive_value",
+    "operating_point",
     "per_class_metrics",
     "pixel_accuracy",
     "precision",
+    "reliability_curve",
     "roc_auc",
     "roc_curve",
     "segmentation_scores",
     "sensitivity",
+    "sensitivity_threshold",
     "specificity",
     "thesis_ci",
     "weighted_overall",
+    "youden_threshold",
 ]
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile; the thesis rounds it to 1.96
@@ -152,6 +163,71 @@ def segmentation_scores(
     out["pixel_accuracy"] = (tp + tn) / total
     out["mean_pixel_accuracy"] = float(np.mean(out["pixel_accuracy"]))
     out["pooled_pixel_accuracy"] = float((tp + tn).sum() / total.sum())
+    return out
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels of a 2-D boolean mask: foreground pixels with a 4-connected background neighbour (pixels on
+    the image border count as boundary, as if the image were padded with background)."""
+    from scipy.ndimage import binary_erosion
+
+    return mask & ~binary_erosion(mask, border_value=0)
+
+
+def hausdorff_distance(
+    y_true: npt.ArrayLike,
+    y_pred: npt.ArrayLike,
+    *,
+    percentile: float = 95.0,
+    threshold: float = 0.5,
+    one_empty: float | str = float("nan"),
+) -> np.ndarray:
+    """Percentile Hausdorff distance between the boundaries of binary masks, per image, in pixels (HD95 by default).
+
+    Convention (that of MONAI's ``compute_hausdorff_distance``): the boundary of a mask is its foreground pixels
+    with a 4-connected background neighbour; every boundary pixel of one mask gets its Euclidean distance (between
+    pixel centres) to the nearest boundary pixel of the other; HD_p is the larger of the two directed p-th
+    percentiles (NumPy's linear interpolation). ``percentile=100`` is the classical Hausdorff distance.
+
+    Empty masks: both empty → 0.0 (nothing to find, nothing found); exactly one empty → ``one_empty``: ``nan``
+    by default (undefined; leave such images out of a summary and count them), or ``"diagonal"`` for the image's
+    diagonal ``√(H² + W²)`` (the largest distance possible in the image), or any number.
+
+    Args:
+        y_true, y_pred: (N, H, W), (N, H, W, 1) or (H, W) masks as for :func:`dice_score` (predictions binarized
+            with ``> threshold`` unless boolean).
+
+    Returns:
+        (N,) float array.
+
+    Example::
+
+        >>> truth = np.zeros((12, 12), np.uint8); truth[0, :5] = 1
+        >>> pred = truth.copy(); pred[10, 0] = 1
+        >>> float(hausdorff_distance(truth, pred)[0])  # boundary distances 0,0,0,0,0,10 → 95th percentile
+        7.5
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    if not 0 <= percentile <= 100:
+        raise ValueError(f"percentile must be in [0, 100], got {percentile}")
+    if isinstance(one_empty, str) and one_empty != "diagonal":
+        raise ValueError(f"one_empty must be a number or 'diagonal', got {one_empty!r}")
+    truth, pred = _binary_masks(y_true, y_pred, threshold)
+    shape = np.asarray(y_true).shape
+    size = shape[-3:-1] if len(shape) == 4 else shape[-2:]
+    out = np.empty(len(truth), np.float64)
+    for i, (t, p) in enumerate(zip(truth, pred)):
+        t, p = t.reshape(size), p.reshape(size)
+        if not t.any() and not p.any():
+            out[i] = 0.0
+        elif not t.any() or not p.any():
+            out[i] = float(np.hypot(*size)) if one_empty == "diagonal" else float(one_empty)
+        else:
+            st, sp = _surface(t), _surface(p)
+            to_pred = distance_transform_edt(~sp)[st]  # each truth boundary pixel → nearest predicted boundary
+            to_truth = distance_transform_edt(~st)[sp]
+            out[i] = max(np.percentile(to_pred, percentile), np.percentile(to_truth, percentile))
     return out
 
 
@@ -308,6 +384,156 @@ def roc_auc(y_true: npt.ArrayLike, y_score: npt.ArrayLike, *, positive: int = 1)
         raise ValueError("ROC AUC needs both positive and negative cases")
     ranks = rankdata(s)
     return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def negative_predictive_value(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, positive: int = 1) -> float:
+    """TN / (TN + FN): the fraction of negative calls that are truly negative (NPV)."""
+    _, _, fn, tn = _binary_cm(y_true, y_pred, positive)
+    return float(_ratio(tn, tn + fn))
+
+
+def operating_point(
+    y_true: npt.ArrayLike, y_score: npt.ArrayLike, threshold: float, *, positive: int = 1
+) -> dict[str, float]:
+    """Counts and rates of the binary decision ``y_score >= threshold`` (the rule of :func:`roc_curve`).
+
+    Returns ``threshold``, ``tp``, ``fp``, ``fn``, ``tn``, ``sensitivity``, ``specificity``, ``ppv`` (precision),
+    ``npv``, ``f1``, ``accuracy``, ``balanced_accuracy``; ``nan`` where a denominator is 0.
+
+    Example::
+
+        >>> operating_point([1, 1, 0, 0], [0.9, 0.4, 0.6, 0.1], 0.5)["sensitivity"]
+        0.5
+    """
+    t, s = _binary_scores(y_true, y_score, positive)
+    called = s >= float(threshold)
+    tp, fp = int(np.sum(t & called)), int(np.sum(~t & called))
+    fn, tn = int(np.sum(t & ~called)), int(np.sum(~t & ~called))
+    sens, spec = float(_ratio(tp, tp + fn)), float(_ratio(tn, tn + fp))
+    return {
+        "threshold": float(threshold),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "sensitivity": sens,
+        "specificity": spec,
+        "ppv": float(_ratio(tp, tp + fp)),
+        "npv": float(_ratio(tn, tn + fn)),
+        "f1": float(_ratio(2 * tp, 2 * tp + fp + fn)),
+        "accuracy": float(_ratio(tp + tn, t.size)),
+        "balanced_accuracy": (sens + spec) / 2,
+    }
+
+
+def _cut(thresholds: np.ndarray, i: int) -> float:
+    """The threshold between ROC point ``i`` and the next: midway between the lowest score called positive at ``i``
+    and the next lower distinct score, so the decision on the data it was chosen on is that of point ``i``, and
+    a new score is not decided by which side of an observed score it falls on."""
+    if i == 0:  # nothing positive: just above the highest score
+        return float(np.nextafter(thresholds[1], np.inf))
+    if i == len(thresholds) - 1:  # everything positive
+        return float(thresholds[i])
+    return float((thresholds[i] + thresholds[i + 1]) / 2)
+
+
+def youden_threshold(y_true: npt.ArrayLike, y_score: npt.ArrayLike, *, positive: int = 1) -> float:
+    """The threshold maximizing Youden's J = sensitivity + specificity − 1 on these data.
+
+    Among ROC points with the same largest J the one with the highest threshold (fewest positive calls) is taken;
+    the returned threshold lies midway between its lowest positive score and the next lower score (see
+    :func:`operating_point` for the rule ``score >= threshold``).
+
+    Example::
+
+        >>> youden_threshold([0, 0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4, 0.8])  # J = 2/3 calling 0.3 and up positive
+        0.25
+    """
+    fpr, tpr, thresholds = roc_curve(y_true, y_score, positive=positive)
+    return _cut(thresholds, int(np.argmax(tpr - fpr)))
+
+
+def sensitivity_threshold(y_true: npt.ArrayLike, y_score: npt.ArrayLike, target: float, *, positive: int = 1) -> float:
+    """The highest threshold whose sensitivity on these data is at least ``target`` (so the best specificity at
+    that sensitivity); placed midway to the next lower score as in :func:`youden_threshold`.
+
+    Example::
+
+        >>> round(sensitivity_threshold([0, 0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4, 0.8], 0.5), 9)  # 0.8 alone: 1 of 2
+        0.6
+    """
+    if not 0 < target <= 1:
+        raise ValueError(f"target sensitivity must be in (0, 1], got {target}")
+    _, tpr, thresholds = roc_curve(y_true, y_score, positive=positive)
+    return _cut(thresholds, int(np.argmax(tpr >= target - 1e-12)))
+
+
+# ----------------------------------------------------------------------------------------------- calibration
+
+
+def _probabilities_of_positive(y_true, y_prob, positive):
+    t, p = _binary_scores(y_true, y_prob, positive)
+    if p.size and (p.min() < 0 or p.max() > 1):
+        raise ValueError(f"probabilities must be in [0, 1], found {p.min():.4g}..{p.max():.4g}")
+    return t, p
+
+
+def brier_score(y_true: npt.ArrayLike, y_prob: npt.ArrayLike, *, positive: int = 1) -> float:
+    """Mean squared difference between P(positive) and the outcome (1 positive, 0 not); 0 is perfect, 0.25 is a
+    constant 0.5.
+
+    Example::
+
+        >>> brier_score([1, 0], [0.8, 0.4])  # ((0.2)² + (0.4)²) / 2
+        0.1
+    """
+    t, p = _probabilities_of_positive(y_true, y_prob, positive)
+    if not t.size:
+        raise ValueError("brier_score needs at least one case")
+    return float(np.mean((p - t) ** 2))
+
+
+def reliability_curve(
+    y_true: npt.ArrayLike, y_prob: npt.ArrayLike, *, n_bins: int = 10, positive: int = 1
+) -> dict[str, np.ndarray]:
+    """Observed frequency of the positive class against the mean predicted probability, in equal-width bins.
+
+    Binning: ``n_bins`` bins of width 1/n_bins over [0, 1]; bin k holds probabilities in [k/n, (k+1)/n), the last
+    bin also 1.0. Returns ``edges`` (n_bins + 1), ``count``, ``mean_predicted`` and ``observed`` (both ``nan`` for
+    an empty bin), one entry per bin.
+    """
+    if int(n_bins) != n_bins or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins}")
+    n_bins = int(n_bins)
+    t, p = _probabilities_of_positive(y_true, y_prob, positive)
+    k = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(k, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.bincount(k, weights=p, minlength=n_bins) / count
+        observed = np.bincount(k, weights=t.astype(float), minlength=n_bins) / count
+    return {"edges": np.linspace(0.0, 1.0, n_bins + 1), "count": count, "mean_predicted": mean_p, "observed": observed}
+
+
+def expected_calibration_error(
+    y_true: npt.ArrayLike, y_prob: npt.ArrayLike, *, n_bins: int = 10, positive: int = 1
+) -> float:
+    """ECE = Σ_k (n_k / N) · |observed_k − mean_predicted_k| over the bins of :func:`reliability_curve`.
+
+    This is the ECE of P(positive) (equal-width bins over [0, 1]), not the "confidence" ECE of the top label;
+    the two differ for binary problems.
+
+    Example::
+
+        >>> round(expected_calibration_error([1, 0, 1, 1], [0.95, 0.15, 0.85, 0.05], n_bins=2), 9)  # (2·0.4 + 2·0.1)/4
+        0.25
+    """
+    curve = reliability_curve(y_true, y_prob, n_bins=n_bins, positive=positive)
+    n = curve["count"].sum()
+    if n == 0:
+        raise ValueError("expected_calibration_error needs at least one case")
+    used = curve["count"] > 0
+    gaps = np.abs(curve["observed"][used] - curve["mean_predicted"][used])
+    return float(np.sum(curve["count"][used] * gaps) / n)
 
 
 # ----------------------------------------------------------------------------------------------- intervals

@@ -17,20 +17,25 @@ them), so stderr carries only this command's errors and its progress bar (shown 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cxrzoo.fileio import atomic_write
+
+if TYPE_CHECKING:
+    import keras
 
 MODELS = ("cxrnet",)
 CLASS_NAMES = ("covid", "non_covid")
 PROGRESS_MIN_IMAGES = 4
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "predict",
         help="score chest X-ray files (PNG, JPEG, DICOM) and draw heat maps",
@@ -51,8 +56,6 @@ def add_parser(sub) -> None:
 
 
 def _positive_int(text: str) -> int:
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
@@ -88,7 +91,7 @@ def _quiet_python_warnings() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def build_model(name: str):
+def build_model(name: str) -> keras.Model:
     """The model behind ``--model NAME`` with its published weights."""
     if name != "cxrnet":
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")

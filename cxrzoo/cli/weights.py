@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
 from cxrzoo import weights as W
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("weights", help="published weights: list, info, fetch, verify")
     wsub = parser.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
 

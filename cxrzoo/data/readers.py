@@ -6,6 +6,15 @@ Folder and CSV readers return :class:`Samples` (paths, masks, labels, patient id
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from cxrzoo.data.augment import Augmentation
+
 import csv
 import dataclasses
 import os
@@ -49,7 +58,7 @@ class Samples:
     def __len__(self) -> int:
         return len(self.images)
 
-    def subset(self, indices) -> Samples:
+    def subset(self, indices: npt.ArrayLike) -> Samples:
         """The samples at ``indices`` (e.g. one fold of :func:`cxrzoo.data.patient_kfold`)."""
         idx = np.asarray(indices, dtype=np.int64)
         pick = lambda seq: None if seq is None else [seq[i] for i in idx]
@@ -63,7 +72,7 @@ class Samples:
             extra={k: v[idx] for k, v in self.extra.items()},
         )
 
-    def dataset(self, **kwargs):
+    def dataset(self, **kwargs: Any) -> tf.data.Dataset:
         """:func:`cxrzoo.data.make_dataset` over these samples (masks and labels included when present)."""
         return make_dataset(self.images, self.masks, self.labels, **kwargs)
 
@@ -98,7 +107,7 @@ def _attach_masks(root: Path, images: list[Path], mask_dirs: Sequence[str]) -> l
 
 
 def read_image_folder(
-    root, *, images: str = "images", masks: Sequence[str] = ("lungs",), pattern: str = "*"
+    root: str | os.PathLike, *, images: str = "images", masks: Sequence[str] = ("lungs",), pattern: str = "*"
 ) -> Samples:
     """A folder of images with one sub-folder per mask class, masks matched by file name.
 
@@ -119,7 +128,7 @@ def read_image_folder(
     )
 
 
-def read_class_folders(root, *, classes: Sequence[str] | None = None, pattern: str = "*") -> Samples:
+def read_class_folders(root: str | os.PathLike, *, classes: Sequence[str] | None = None, pattern: str = "*") -> Samples:
     """Images in one sub-folder per class (``root/<class>/*.png``); labels are indices into ``classes``
     (default: the sub-folders in sorted order)."""
     root = Path(root)
@@ -161,7 +170,7 @@ def _qu_ex_root(root: Path) -> Path:
 
 
 def read_covid_qu_ex(
-    root,
+    root: str | os.PathLike,
     *,
     splits: Sequence[str] | None = None,
     classes: Sequence[str] = QU_EX_CLASSES,
@@ -214,13 +223,13 @@ def read_covid_qu_ex(
 
 
 def read_csv(
-    path,
+    path: str | os.PathLike,
     *,
     image: str = "path",
     label: str | None = "label",
     group: str | None = "patient_id",
     masks: Sequence[str] = (),
-    root=None,
+    root: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
 ) -> Samples:
     """A CSV index with one row per image: a path column, and optionally label, patient id and mask columns.
@@ -268,7 +277,7 @@ def read_csv(
 H5_KEYS = ("X", "M", "y", "w")
 
 
-def read_cxrnet_h5(path) -> dict[str, np.ndarray | float]:
+def read_cxrnet_h5(path: str | os.PathLike) -> dict[str, np.ndarray | float]:
     """One CXR-Net Module 2 example file: ``{"X": (H, W, 1) float64, "M": (H, W, 1) float64, "y": (2,) int64 or
     float64, "w": float}`` (standardized image, combined lung mask, one-hot [positive, negative], class weight)."""
     import h5py
@@ -304,7 +313,9 @@ def _check_h5_arrays(arrays: dict, where: str) -> None:
         raise ValueError(f"{where}: M must lie in [0, 1], got {m.min()}..{m.max()}")
 
 
-def write_cxrnet_h5(path, X, M, y, w) -> None:
+def write_cxrnet_h5(
+    path: str | os.PathLike, X: npt.ArrayLike, M: npt.ArrayLike, y: npt.ArrayLike, w: float | npt.ArrayLike
+) -> None:
     """Write one example in the authors' layout: X and M float64 ``(H, W, 1)`` gzip-9 with h5py's automatic
     chunks ((38, 43, 1) at 300 × 340, as the authors' files), ``y`` int64 ``(2,)``, ``w`` a float64 scalar, no
     attributes. The file appears atomically: an error leaves no partial file behind."""
@@ -330,12 +341,12 @@ def cxrnet_h5_dataset(
     paths: Sequence,
     *,
     batch_size: int,
-    augment=None,
+    augment: str | Augmentation | None = None,
     shuffle: bool = False,
     seed: int | None = None,
     cache: str | None = None,
     drop_remainder: bool = False,
-):
+) -> tf.data.Dataset:
     """CXR-Net Module 2's input pipeline over H5 files: batches of ``((X, M), y, w)``, float32.
 
     Like the authors' DataGenerator: X and M get the same transform (``augment="cxrnet_module2"`` is theirs; M is

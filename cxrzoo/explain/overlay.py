@@ -55,7 +55,9 @@ def _heatmap(heatmap, size: tuple[int, int]) -> np.ndarray:
     return np.clip(h, 0.0, 1.0)
 
 
-def overlay(image, heatmap, *, alpha: float = 0.4, colormap: str = "jet", threshold: float = 0.0) -> np.ndarray:
+def overlay(
+    image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.4, colormap: str = "jet", threshold: float = 0.0
+) -> np.ndarray:
     """Blends a [0, 1] heat map (resized to the image if needed) over a radiograph; returns (H, W, 3) uint8.
 
     Args:
@@ -79,7 +81,7 @@ def overlay(image, heatmap, *, alpha: float = 0.4, colormap: str = "jet", thresh
 
 def save_overlay(
     path: str | os.PathLike,
-    image,
+    image: np.ndarray,
     heatmaps: Mapping[str, np.ndarray] | Sequence[np.ndarray] | np.ndarray,
     *,
     title: str | None = None,

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 import functools
 import io
 import math
@@ -74,7 +79,7 @@ class _Limits(NamedTuple):
 
 
 def read_image(
-    source,
+    source: str | os.PathLike | bytes | bytearray | memoryview | tf.Tensor,
     *,
     native_depth: bool = False,
     max_pixels: int = MAX_PIXELS,
@@ -82,7 +87,7 @@ def read_image(
     max_bytes: int | None = None,
     min_side: int = 0,
     max_aspect: float | None = None,
-):
+) -> np.ndarray | tf.Tensor:
     """Read a chest X-ray as a grayscale ``(H, W)`` array.
 
     Args:

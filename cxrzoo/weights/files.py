@@ -260,7 +260,7 @@ def fetch_weights(
     tag: str,
     dest: str | os.PathLike | None = None,
     *,
-    cache_dir=None,
+    cache_dir: str | os.PathLike | None = None,
     offline: bool | None = None,
     progress: bool | None = None,
 ) -> list[Path]:
@@ -313,7 +313,9 @@ class VerifyResult:
         return labels[self.status] + (f": {self.detail}" if self.detail else "")
 
 
-def verify_weights(tags: Iterable[str] | None = None, *, cache_dir=None) -> list[VerifyResult]:
+def verify_weights(
+    tags: Iterable[str] | None = None, *, cache_dir: str | os.PathLike | None = None
+) -> list[VerifyResult]:
     """Checks the local copies of ``tags`` (default: all) without downloading, one :class:`VerifyResult` per tag.
 
     A tag absent everywhere is "unobtainable" when :func:`unobtainable_by_design` says no mirror can hold it,
@@ -345,7 +347,7 @@ def verify_weights(tags: Iterable[str] | None = None, *, cache_dir=None) -> list
     return results
 
 
-def verify_all(tags: Iterable[str] | None = None, *, cache_dir=None) -> dict[str, str]:
+def verify_all(tags: Iterable[str] | None = None, *, cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
     """Checks the local copies of ``tags`` (default: all) without downloading; returns tag → status text (see
     :func:`verify_weights` for the structured form)."""
     return {r.tag: str(r) for r in verify_weights(tags, cache_dir=cache_dir)}

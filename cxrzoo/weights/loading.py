@@ -13,6 +13,11 @@ from anywhere but itself: external storage, virtual datasets and external links 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -39,7 +44,11 @@ def looks_like_path(weights: Any) -> bool:
 
 
 def resolve_weights(
-    weights: str | os.PathLike, *, arch: str | Iterable[str], role: str = "model", cache_dir=None
+    weights: str | os.PathLike,
+    *,
+    arch: str | Iterable[str],
+    role: str = "model",
+    cache_dir: str | os.PathLike | None = None,
 ) -> tuple[list[Path], WeightsEntry | None]:
     """Local paths for ``weights`` (a tag of ``arch`` or a file path) and the manifest entry when it is a tag."""
     archs = {arch} if isinstance(arch, str) else set(arch)
@@ -174,13 +183,13 @@ def is_legacy_h5(path: str | os.PathLike) -> bool:
         return False
 
 
-def weighted_layers(model) -> list:
+def weighted_layers(model: keras.Model) -> list:
     """Layers of ``model`` that own weights, in model order (nested models are not entered)."""
     return [layer for layer in model.layers if layer.weights]
 
 
 def assign_by_name(
-    model,
+    model: keras.Model,
     arrays: Mapping[str, list[np.ndarray]],
     *,
     name_map: Mapping[str, str] | None = None,
@@ -220,7 +229,7 @@ def assign_by_name(
 
 
 def load_default(
-    model,
+    model: keras.Model,
     paths: list[Path],
     entry: WeightsEntry | None,
     *,
@@ -238,14 +247,14 @@ def load_default(
 
 
 def load_weights(
-    model,
+    model: keras.Model,
     weights: str | os.PathLike | None,
     *,
     arch: str | Iterable[str],
     loader: Loader | None = None,
-    cache_dir=None,
+    cache_dir: str | os.PathLike | None = None,
     **builder_kwargs: Any,
-):
+) -> keras.Model:
     """Loads ``weights`` (None, a tag of ``arch``, or a file path) into ``model`` and returns it.
 
     ``builder_kwargs`` are the arguments the model was built with; they are checked against the configuration
