@@ -55,9 +55,8 @@ def _resize_back(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out.reshape(size + (maps.shape[-1],))
 
 
-def _activate(scores: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    if spec.output.kind != "logits":
-        return scores
+def _from_logits(scores: np.ndarray) -> np.ndarray:
+    """Probabilities from logits along the last axis: sigmoid for one output, softmax for several."""
     if scores.shape[-1] == 1:
         return 1.0 / (1.0 + np.exp(-scores))
     z = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -124,7 +123,7 @@ class Pipeline:
     def _result(self, out: np.ndarray, size: tuple[int, int]) -> dict[str, Any]:
         spec, labels = self.spec, self.spec.output.labels
         if spec.task == "classification":
-            p = _activate(out[None], spec)[0]
+            p = _from_logits(out) if spec.output.activation is None else out
             result: dict[str, Any] = {
                 "probabilities": {label: float(v) for label, v in zip(labels, p)},
                 "label": labels[int(np.argmax(p))] if len(labels) > 1 else None,
@@ -133,18 +132,13 @@ class Pipeline:
                 threshold = 0.5 if spec.output.kind == "logits" else spec.output.threshold
                 result["positive"] = bool(p[labels.index(spec.output.positive)] >= threshold)
             return result
-        maps = out if spec.output.kind == "mask" and spec.output.activation is not None else _sigmoid(out)
-        maps = _resize_back(maps, size)
+        maps = _resize_back(_from_logits(out) if spec.output.activation is None else out, size)
         threshold = spec.output.threshold if spec.output.activation is not None else 0.5
         return {
             "channels": labels,
             "probabilities": maps,
             "masks": {label: maps[..., k] >= threshold for k, label in enumerate(labels)},
         }
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
 
 
 def pipeline(name: str, *, model: keras.Model | None = None, batch_size: int = 8, **kwargs: Any) -> Pipeline:

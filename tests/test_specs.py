@@ -181,3 +181,18 @@ def test_fit_takes_the_training_recipe_from_the_spec():
     )
     with pytest.raises(ValueError, match="pass recipe="):
         _recipe_of(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)], name="mine"), "classification")
+
+
+def test_pipelines_return_labelled_results_at_each_images_size():
+    keras.utils.set_random_seed(0)
+    seg = cxrzoo.pipeline("unet_resnet18", input_shape=(64, 64, 3))  # no published weights: random init
+    assert seg.recipe.output_shape == (64, 64, 3)
+    images = [np.random.default_rng(1).integers(0, 256, (90, 70), dtype=np.uint8), np.full((50, 60, 3), 9, "uint16")]
+    a, b = seg.predict(images)
+    assert a["channels"] == ("foreground",) and a["probabilities"].shape == (90, 70, 1)
+    assert b["masks"]["foreground"].shape == (50, 60)
+    assert a["probabilities"].min() >= 0.0 and a["probabilities"].max() <= 1.0  # logits turned into probabilities
+    cls = cxrzoo.pipeline("covid_xnet", model=cxrzoo.create_model("covid_xnet", weights=None, input_shape=(32, 32, 1)))
+    (result,) = cls.predict(images[:1])
+    assert set(result["probabilities"]) == {"normal", "covid"} and result["label"] in ("normal", "covid")
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
