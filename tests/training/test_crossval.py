@@ -23,7 +23,17 @@ def cv():
     patient_label = {g: int(g % 2) for g in np.unique(groups)}
     y = np.array([patient_label[g] for g in groups])
     x = (rng.normal(size=(len(y), 3)) + y[:, None]).astype("float32")
-    result = cross_validate(_builder, (x, y), n_splits=4, groups=groups, epochs=1, batch_size=16, augment=None, seed=3)
+    result = cross_validate(
+        _builder,
+        (x, y),
+        n_splits=4,
+        groups=groups,
+        recipe="cxrnet_module2",
+        epochs=1,
+        batch_size=16,
+        augment=None,
+        seed=3,
+    )
     return result, x, y, groups
 
 
