@@ -256,7 +256,11 @@ def confusion_matrix(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, n_classes:
     if t.shape != p.shape:
         raise ValueError(f"y_true has {t.size} labels, y_pred {p.size}")
     n = n_classes if n_classes is not None else int(max(t.max(initial=0), p.max(initial=0)) + 1)
-    return np.bincount(t * n + p, minlength=n * n).reshape(n, n)
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    if t.size == 0:  # scikit-learn refuses an empty input; the count matrix of no cases is all zeros
+        return np.zeros((n, n), np.int64)
+    return sk_confusion_matrix(t, p, labels=np.arange(n)).astype(np.int64)
 
 
 def _ratio(num: npt.ArrayLike, den: npt.ArrayLike) -> np.ndarray:
@@ -335,8 +339,15 @@ def precision(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, positive: int = 1
 
 def f1_score(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, positive: int = 1) -> float:
     """2TP / (2TP + FP + FN), the harmonic mean of precision and sensitivity."""
-    tp, fp, fn, _ = _binary_cm(y_true, y_pred, positive)
-    return float(_ratio(2 * tp, 2 * tp + fp + fn))
+    from sklearn.metrics import f1_score as sk_f1_score
+
+    t, p = _labels(y_true), _labels(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has {t.size} labels, y_pred {p.size}")
+    if t.size == 0:
+        return float("nan")
+    # labels=[positive], average=None: the positive class's one-vs-rest F1 even when it never occurs
+    return float(sk_f1_score(t, p, labels=[positive], average=None, zero_division=np.nan)[0])
 
 
 def balanced_accuracy(y_true: npt.ArrayLike, y_pred: npt.ArrayLike) -> float:
@@ -364,26 +375,22 @@ def roc_curve(
     t, s = _binary_scores(y_true, y_score, positive)
     if t.all() or not t.any():
         raise ValueError("ROC needs both positive and negative cases")
-    order = np.argsort(-s, kind="mergesort")
-    s, t = s[order], t[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # last index of each distinct score
-    tps = np.cumsum(t)[last]
-    fps = (last + 1) - tps
-    tpr = np.r_[0.0, tps / t.sum()]
-    fpr = np.r_[0.0, fps / (~t).sum()]
-    return fpr, tpr, np.r_[np.inf, s[last]]
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
+    # drop_intermediate=False keeps every distinct score as a threshold (operating points and Youden's cut read
+    # them); scikit-learn's first threshold is inf, its rule ``score >= threshold`` (tests/metrics pin both)
+    fpr, tpr, thresholds = sk_roc_curve(t, s, drop_intermediate=False)
+    return fpr, tpr, thresholds
 
 
 def roc_auc(y_true: npt.ArrayLike, y_score: npt.ArrayLike, *, positive: int = 1) -> float:
     """Area under the ROC curve (the Mann–Whitney probability that a positive outscores a negative; ties 1/2)."""
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
     t, s = _binary_scores(y_true, y_score, positive)
-    n_pos, n_neg = int(t.sum()), int((~t).sum())
-    if n_pos == 0 or n_neg == 0:
+    if t.all() or not t.any():
         raise ValueError("ROC AUC needs both positive and negative cases")
-    ranks = rankdata(s)
-    return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(t, s))
 
 
 def negative_predictive_value(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, *, positive: int = 1) -> float:

@@ -75,3 +75,35 @@ def test_dir_lists_the_public_api():
 def test_unknown_attribute_raises_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = cxrzoo.nope
+
+
+def test_a_warning_from_cxrzoo_code_fails_the_test_run():
+    """setup.cfg's filterwarnings turns a warning issued from a cxrzoo module into an error (0 warnings from
+    cxrzoo's own code in the default run), while third-party warnings stay filtered by name and a warning cxrzoo
+    raises for its caller is still caught by pytest.warns."""
+    import warnings
+
+    with pytest.raises(UserWarning, match="from cxrzoo"):
+        warnings.warn_explicit("from cxrzoo", UserWarning, "cxrzoo/explain/cam.py", 1, module="cxrzoo.explain.cam")
+    with pytest.raises(DeprecationWarning):
+        warnings.warn_explicit("old name", DeprecationWarning, "cxrzoo/metrics.py", 1, module="cxrzoo.metrics")
+    warnings.warn_explicit("third party", DeprecationWarning, "kymatio/x.py", 1, module="kymatio.frontend")
+    with pytest.warns(UserWarning, match="expected"):
+        warnings.warn_explicit("expected", UserWarning, "cxrzoo/explain/cam.py", 1, module="cxrzoo.explain.cam")
+
+
+def test_moved_names_warn_at_the_caller_so_the_error_filter_does_not_fire(monkeypatch):
+    """The DeprecationWarning of a moved name points at the importing code (stacklevel), not at cxrzoo: under
+    setup.cfg's ``error::Warning:cxrzoo.*`` a user's (or a test's) use of an old name warns and does not fail."""
+    import cxrzoo.explain
+    import cxrzoo.preprocessing
+
+    # the first look-up caches the name in the module (it warns once); forget it for this test
+    monkeypatch.delitem(vars(cxrzoo.explain), "cxrnet_heatmaps", raising=False)
+    monkeypatch.delitem(vars(cxrzoo.preprocessing), "prepare_cxrnet_input", raising=False)
+    with pytest.warns(DeprecationWarning, match="moved to") as record:
+        assert callable(cxrzoo.explain.cxrnet_heatmaps)
+    assert record[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match="moved to") as record:
+        assert callable(cxrzoo.preprocessing.prepare_cxrnet_input)
+    assert record[0].filename == __file__

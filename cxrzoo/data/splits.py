@@ -92,8 +92,8 @@ def patient_kfold(
 def class_weights(labels: npt.ArrayLike) -> dict[int, float]:
     """'Balanced' class weights ``n_samples / (n_classes * count_c)`` as a ``{class: weight}`` dict for Keras.
 
-    The same numbers as scikit-learn's ``compute_class_weight("balanced", ...)``, which COVID-CXNet and
-    COVID-XNet used (e.g. COVID-CXNet's 3-class counts 3674 / 3500 / 1326 give 0.7712 / 0.8095 / 2.1368).
+    Computed by scikit-learn's ``compute_class_weight("balanced", ...)``, which COVID-CXNet and COVID-XNet used
+    (e.g. COVID-CXNet's 3-class counts 3674 / 3500 / 1326 give 0.7712 / 0.8095 / 2.1368).
     ``labels`` are non-negative integer class ids (or one-hot rows); classes that never occur get no entry.
     """
     y = _class_ids(labels)
@@ -101,6 +101,8 @@ def class_weights(labels: npt.ArrayLike) -> dict[int, float]:
         raise ValueError("class_weights: no labels")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise ValueError("class_weights: labels must be non-negative integer class ids (or one-hot rows)")
-    counts = np.bincount(y)
-    present = np.flatnonzero(counts)
-    return {int(c): float(y.size / (present.size * counts[c])) for c in present}
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    weights = compute_class_weight("balanced", classes=present, y=y)
+    return {int(c): float(w) for c, w in zip(present, weights)}

@@ -6,17 +6,19 @@
 
 Methods:
 
-* :class:`GradCAM` (Selvaraju et al. 2017), :class:`GradCAMPlusPlus` (Chattopadhay et al. 2018) and
-  :class:`ScoreCAM` (Wang et al. 2020) run **tf-keras-vis** (``Gradcam``, ``GradcamPlusPlus``, ``Scorecam`` with
-  ``clone=False`` and a score function). Its ``ReplaceToLinear`` model modifier does not work on Keras 3, so it is
-  not used: instead the model is wrapped to expose its **logits** (the pre-activation of a softmax / sigmoid head,
-  sharing the head's live variables). Gradients of logits avoid the saturation and the cross-class coupling of
-  softmax probabilities. tf-keras-vis' ``Scorecam`` applies a softmax to the model output before scoring; the
-  wrapper therefore presents a one-unit sigmoid head as the two logits ``[0, z]``, whose softmax is
-  ``[1 − σ(z), σ(z)]``, so Score-CAM weights are the class probabilities the paper uses.
+* :class:`GradCAM` (Selvaraju et al. 2017) and :class:`GradCAMPlusPlus` (Chattopadhay et al. 2018) run
+  **tf-keras-vis** (``Gradcam``, ``GradcamPlusPlus`` with ``clone=False`` and a score function). Its
+  ``ReplaceToLinear`` model modifier does not work on Keras 3, so it is not used: instead the model is wrapped to
+  expose its **logits** (the pre-activation of a softmax / sigmoid head, sharing the head's live variables).
+  Gradients of logits avoid the saturation and the cross-class coupling of softmax probabilities.
   tf-keras-vis' own up-sampling (``scipy.ndimage.zoom``, corner-aligned) and normalization are not used either:
   every method returns the raw map at the target layer's resolution, and this module finishes all of them the
   same way (below).
+* :class:`ScoreCAM` (Wang et al. 2020) is computed here with tf-keras-vis' ``Scorecam`` arithmetic (a test checks
+  the two agree), but ``batch_size`` masks at a time instead of every masked copy at once, with a progress bar:
+  the softmax of the logits wrapper scores each masked input; a one-unit sigmoid head is presented as the two
+  logits ``[0, z]``, whose softmax is ``[1 − σ(z), σ(z)]``, so the weights are the class probabilities the paper
+  uses.
 * :class:`CAM` (Zhou et al. 2016), as COVID-XNet uses it, is computed here directly: for a model whose target
   maps ``f_k`` feed a global average pooling followed (optionally through dropout) by a dense layer with kernel
   ``w``, ``M_c = Σ_k w[k, c] · f_k``. It needs no gradient and is exact for such heads.
@@ -303,57 +305,116 @@ class GradCAMPlusPlus(_TfKerasVisMethod):
         return GradcamPlusPlus(wrapper, clone=False)
 
 
-class ScoreCAM(_TfKerasVisMethod):
-    """Score-CAM (Wang et al., CVPR-W 2020) through ``tf_keras_vis.scorecam.Scorecam``; gradient-free.
+class ScoreCAM(_Method):
+    """Score-CAM (Wang et al., CVPR-W 2020), gradient-free, with the masks run in batches and a progress bar.
 
     Each target map, min-max scaled and up-sampled, masks the input; the class probability of each masked input
-    weights its map. That is one forward pass per channel and image (1,024 at 320×320 for DenseNet-121), and
-    tf-keras-vis holds all masked copies of an image in memory at once (channels × H × W × C floats, about
-    1.3 GB for COVID-CXNet), so images are processed one at a time. ``max_n`` keeps only the ``max_n`` channels
-    with the largest spatial variance ("Faster Score-CAM"), trading fidelity for time.
+    weights its map. That is one forward pass per channel and image (1,024 at 320×320 for DenseNet-121).
+    ``max_n`` keeps only each image's ``max_n`` channels with the largest spatial standard deviation ("Faster
+    Score-CAM"), trading fidelity for time (tf-keras-vis, given a batch, keeps the union over its images); a
+    ``max_n`` above the target layer's channel count is clamped to it with a ``UserWarning`` naming both numbers.
+
+    The arithmetic is tf-keras-vis' ``Scorecam`` (the test suite checks equality against it): linear up-sampling
+    with ``scipy.ndimage.zoom(order=1, mode="nearest")``, min-max with Keras' epsilon, softmax of the logits wrapper
+    (a one-unit sigmoid head is presented as logits ``[0, z]``, so the weights are the sigmoid probabilities).
+    Unlike tf-keras-vis, which builds every masked copy of an image at once (channels × H × W × C floats, about
+    1.3 GB for one COVID-CXNet input), cxrzoo up-samples and masks ``batch_size`` channels at a time, so memory
+    stays at ``batch_size`` masked copies, and reports progress.
 
     Args:
         layer: target layer name; default :func:`default_cam_layer`.
-        max_n: None for all channels, or the number of channels to keep.
+        max_n: None for all channels, or the number of channels to keep (clamped to the layer's channels).
         batch_size: masked inputs per forward pass.
+        progress: show a tqdm progress bar on stderr when the call runs more than ``progress_min`` masks
+            (images × channels); False never shows one.
+        progress_min: the number of masks above which the bar is shown (short calls stay quiet).
+
+    Example:
+        >>> maps = ScoreCAM(max_n=64, progress=False)(model, images)  # (N, H, W) float32 in [0, 1]
     """
 
-    def __init__(self, *, layer: str | None = None, max_n: int | None = None, batch_size: int = 32):
+    def __init__(
+        self,
+        *,
+        layer: str | None = None,
+        max_n: int | None = None,
+        batch_size: int = 32,
+        progress: bool = True,
+        progress_min: int = 256,
+    ):
         super().__init__(layer=layer)
         if max_n is not None and int(max_n) < 1:
             raise ValueError(f"max_n must be None or >= 1, got {max_n!r}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        if int(progress_min) < 0:
+            raise ValueError(f"progress_min must be >= 0, got {progress_min!r}")
         self.max_n = None if max_n is None else int(max_n)
         self.batch_size = int(batch_size)
-
-    def _visualizer(self, wrapper: keras.Model):
-        from tf_keras_vis.scorecam import Scorecam
-
-        return Scorecam(wrapper, clone=False)
-
-    def _extra_kwargs(self) -> dict:
-        return {"batch_size": self.batch_size, "max_N": self.max_n}
+        self.progress = bool(progress)
+        self.progress_min = int(progress_min)
 
     def raw_maps(
         self, model: keras.Model, target: keras.Layer, x: np.ndarray, class_index: int | Sequence[int] | None
     ) -> np.ndarray:
+        import sys
+
         import keras
+        from tqdm import tqdm
 
         channels = int(target.output.shape[-1])
-        if self.max_n is not None and self.max_n > channels:
-            raise ValueError(f"max_n={self.max_n} exceeds the {channels} channels of layer {target.name!r}")
+        keep = channels if self.max_n is None else self.max_n
+        if keep > channels:
+            # stacklevel 3: the caller of ScoreCAM(...)(model, images) (raw_maps ← _Method.__call__ ← caller)
+            warnings.warn(
+                f"ScoreCAM max_n={self.max_n} exceeds the {channels} channels of target layer {target.name!r}; "
+                f"using all {channels} channels",
+                UserWarning,
+                stacklevel=3,
+            )
+            keep = channels
         wrapper, units = _logits_model(model)
         idx = _class_indices(model, x, class_index, units)
-        interactive = keras.config.is_interactive_logging_enabled()
-        keras.config.disable_interactive_logging()  # Scorecam calls predict() without verbose=0
+        columns = idx + 1 if units == 1 else idx  # a one-unit head is presented as logits [0, z]: unit 0 is column 1
+        features = keras.Model(wrapper.inputs, target.output, name=f"{model.name}_scorecam_target")
+        total = x.shape[0] * keep
+        bar = tqdm(
+            total=total,
+            desc="Score-CAM",
+            unit="mask",
+            file=sys.stderr,
+            leave=False,
+            disable=not self.progress or total <= self.progress_min,
+        )
         try:
-            return np.concatenate(
-                [self._run(wrapper, units, target, x[i : i + 1], idx[i : i + 1]) for i in range(x.shape[0])]
-            )
+            return np.stack([self._one(wrapper, features, x[i], int(columns[i]), keep, bar) for i in range(len(x))])
         finally:
-            if interactive:
-                keras.config.enable_interactive_logging()
+            bar.close()
+
+    def _one(self, wrapper: keras.Model, features: keras.Model, image: np.ndarray, column: int, keep: int, bar):
+        import keras
+        import tensorflow as tf
+        from scipy.ndimage import zoom
+
+        maps = features([image[None]], training=False)  # (1, h, w, C); a list, as the functional model's inputs
+        if keep < int(maps.shape[-1]):
+            # the channels with the largest spatial standard deviation, chosen as tf-keras-vis chooses them
+            _, top = tf.math.top_k(tf.math.reduce_std(maps, axis=(1, 2))[0], keep)
+            maps = tf.gather(maps, top, axis=-1)
+        maps = np.asarray(maps, np.float32)
+        factors = (1.0, image.shape[0] / maps.shape[1], image.shape[1] / maps.shape[2], 1.0)
+        eps = keras.config.epsilon()
+        weights = np.empty(maps.shape[-1], np.float32)
+        for start in range(0, maps.shape[-1], self.batch_size):
+            stop = min(start + self.batch_size, maps.shape[-1])
+            up = zoom(maps[..., start:stop], factors, order=1, mode="nearest")[0]  # (H, W, b)
+            lo = up.min(axis=(0, 1), keepdims=True)
+            up = (up - lo) / (up.max(axis=(0, 1), keepdims=True) - lo + eps)
+            masked = image[None] * np.moveaxis(up, -1, 0)[..., None]  # (b, H, W, C)
+            logits = wrapper.predict_on_batch([masked])
+            weights[start:stop] = np.asarray(tf.nn.softmax(logits, axis=-1))[:, column]
+            bar.update(stop - start)
+        return np.tensordot(maps[0], weights, axes=([-1], [0]))
 
 
 class CAM(_Method):

@@ -134,12 +134,60 @@ def test_single_image_and_bad_inputs(model, x):
     with pytest.raises(ValueError, match="no layer 'nope'"):
         GradCAM(layer="nope")(model, x)
     with pytest.raises(ValueError, match="max_n"):
-        ScoreCAM(layer="target", max_n=3)(model, x)
+        ScoreCAM(layer="target", max_n=0)
 
 
 def test_faster_score_cam_keeps_the_strongest_channels(model, x):
     maps = ScoreCAM(layer="target", max_n=1)(model, x, class_index=0)
     assert np.all(_left_share(maps) >= 0.9)
+
+
+def test_score_cam_clamps_max_n_to_the_layer_channels_with_a_warning(model, x):
+    with pytest.warns(UserWarning, match=r"max_n=3 exceeds the 2 channels of target layer 'target'") as record:
+        clamped = ScoreCAM(layer="target", max_n=3)(model, x, class_index=1)
+    assert record[0].filename == __file__  # the warning points at the caller, not at cxrzoo
+    np.testing.assert_array_equal(clamped, ScoreCAM(layer="target")(model, x, class_index=1))
+
+
+@pytest.mark.parametrize("max_n", [None, 1])
+@pytest.mark.parametrize("head", ["softmax", "sigmoid"])
+def test_score_cam_equals_tf_keras_vis_scorecam(x, max_n, head):
+    """The batched loop computes tf-keras-vis' Scorecam (the oracle), batch size 1 included."""
+    from tf_keras_vis.scorecam import Scorecam
+
+    from cxrzoo.explain.cam import _logits_model
+
+    model = evidence_model(classes=2 if head == "softmax" else 1, activation=head, name=f"evidence_{head}")
+    wrapper, _ = _logits_model(model)
+    # one image at a time, as cxrzoo always ran it: tf-keras-vis' Faster Score-CAM over a batch keeps the union of
+    # every image's top channels, not each image's own
+    expected = [
+        Scorecam(wrapper, clone=False)(
+            lambda out: out[:, 1],  # class 1 of the softmax head; the sigmoid unit is column 1 of [0, z]
+            x[i : i + 1],
+            penultimate_layer="target",
+            seek_penultimate_conv_layer=False,
+            activation_modifier=None,
+            expand_cam=False,
+            normalize_cam=False,
+            max_N=max_n,
+        )
+        for i in range(len(x))
+    ]
+    expected = np.concatenate(expected)
+    target = model.get_layer("target")
+    class_index = 1 if head == "softmax" else 0
+    for batch_size in (1, 32):
+        ours = ScoreCAM(layer="target", max_n=max_n, batch_size=batch_size).raw_maps(model, target, x, class_index)
+        np.testing.assert_allclose(ours, np.asarray(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_score_cam_progress_bar_only_for_long_work(model, x, capsys):
+    ScoreCAM(layer="target", progress_min=2)(model, x)  # 3 images × 2 channels = 6 masks > 2
+    assert "Score-CAM" in capsys.readouterr().err
+    ScoreCAM(layer="target", progress=False, progress_min=0)(model, x)
+    ScoreCAM(layer="target")(model, x)  # 6 masks: under the default threshold
+    assert "Score-CAM" not in capsys.readouterr().err
 
 
 def test_cam_refuses_a_head_that_is_not_gap_dense():
