@@ -69,6 +69,10 @@ def test_trap3_another_size_than_the_weights_were_trained_at_warns(shared_weight
     x = np.random.default_rng(0).random((1, 128, 160, 1)).astype("float32")
     with pytest.warns(InputContractWarning, match=r"trained on 300×340.*segment_lungs"):
         model.predict(x, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.predict(x, verbose=0)
+    assert caught[0].filename == __file__  # it points at the caller's line, not at cxrzoo
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputContractWarning)
         model.predict(np.zeros((1, 300, 340, 1), "float32"), verbose=0)

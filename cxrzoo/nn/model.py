@@ -52,7 +52,7 @@ def _fix_hint(spec: ModelSpec) -> str:
     )
 
 
-def check_input(spec: ModelSpec, x: Any, *, where: str = "input") -> None:
+def check_input(spec: ModelSpec, x: Any, *, where: str = "input", stacklevel: int = 2) -> None:
     """Checks a NumPy batch ``x`` (B, H, W, C) against ``spec.input``; see the module docstring for the rules."""
     inp = spec.input
     if isinstance(x, dict):
@@ -97,7 +97,7 @@ def check_input(spec: ModelSpec, x: Any, *, where: str = "input") -> None:
             f"0.15-0.30 at 1024×1024 against 0.88-0.91 at 300×340). Resize to {h}×{w} and back, as "
             f"cxrzoo.pipeline({spec.name!r}) and cxrzoo.segment_lungs do",
             InputContractWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     if inp.value_range is None:
         return
@@ -130,7 +130,8 @@ class SpecModel(keras.Model):
 
     def _check(self, x: Any, where: str) -> None:
         if self.check_inputs and self.spec is not None and _is_array_input(x):
-            check_input(self.spec, x, where=where)
+            # the warning points at the line that called predict() or the model: check_input ← _check ← them
+            check_input(self.spec, x, where=where, stacklevel=4)
 
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         self._check(x, "the input to predict()")

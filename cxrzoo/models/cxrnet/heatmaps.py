@@ -191,7 +191,7 @@ def _as_batch(
     spec = spec_of(model)
     if spec is not None and getattr(model, "check_inputs", True) and isinstance(images, np.ndarray):
         # the same contract as model.predict: x / 255 is an error here too, not "no lung found"
-        check_input(spec, images if images.ndim == 4 else images[..., None], where="the images")
+        check_input(spec, images if images.ndim == 4 else images[..., None], where="the images", stacklevel=4)
     if isinstance(model.output, dict):
         x = np.asarray(images)
         if x.ndim == 3:
