@@ -43,10 +43,9 @@ class Augmentation:
         shear: maximum shear angle in degrees (Keras' ``shear_range`` is in degrees).
         zoom: (low, high) range of the sampling-grid scale; values < 1 magnify (Keras' convention).
         isotropic_zoom: one scale for both axes (the screening baselines, CXR-Net Module 2) instead of Keras'
-        independent x and y scales.
-        forward_scale: the zoom range is a forward scale of the image (values > 1 magnify; the screening baselines' and
-        Module
-            2's "scale") rather than Keras' sampling-grid zoom; the grid then uses the reciprocal.
+            independent x and y scales.
+        forward_scale: the zoom range is a forward scale of the image (values > 1 magnify; the screening baselines'
+            and Module 2's "scale") rather than Keras' sampling-grid zoom; the grid then uses the reciprocal.
         aspect: fixed aspect factor a: x scale × sqrt(a), y scale / sqrt(a) (CXR-Net Module 2's 1.1).
         transform_probability: probability that the rotation/shift/shear/zoom transform is applied at all.
         horizontal_flip, vertical_flip: probabilities of each flip.

@@ -102,8 +102,7 @@ def center_crop(
 
     Args:
         fraction_or_size: "square" (the largest centred square, side ``min(H, W)``: the screening baselines' centre
-        crop, as
-            in COVID-Net's ``central_crop``); a float in (0, 1] (keep that fraction of each side, like
+            crop, as in COVID-Net's ``central_crop``); a float in (0, 1] (keep that fraction of each side, like
             ``tf.image.central_crop``); an int (a square of that side); or ``(height, width)``. Offsets are
             ``(H - h) // 2`` and ``(W - w) // 2``.
 

@@ -36,7 +36,7 @@ class TrainingRecipe:
         class_weight: "balanced" (weights ``n / (k · n_c)`` from the training labels, passed to the loss or to
             ``fit``) or None.
         class_weight_in_loss: the loss takes the class weights itself (the screening baselines' weighted BCE) instead
-        of ``fit``.
+            of ``fit``.
         augment: the :mod:`cxrzoo.data` augmentation preset the paper used, or None.
         source: where the numbers come from; unstated: what the paper leaves open and the choice made here.
     """

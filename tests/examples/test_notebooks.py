@@ -41,3 +41,16 @@ def test_notebook_runs_offline(notebook, shared, shared_weights, monkeypatch, tm
     assert not errors
     leftovers = sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in {".keras", ".h5", ".png", ".csv"})
     assert not leftovers, f"the notebooks left files behind in examples/: {leftovers}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_committed_with_its_outputs_and_a_figure(notebook):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(notebook, as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert all(cell.get("execution_count") for cell in code), f"{notebook.name}: not executed top to bottom"
+    outputs = [o for cell in code for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"], f"{notebook.name}: stored with an error"
+    figures = [o for o in outputs if any(k.startswith("image/") for k in o.get("data", {}))]
+    assert figures, f"{notebook.name}: no figure among its stored outputs"
+    assert notebook.stat().st_size < 400_000, f"{notebook.name}: {notebook.stat().st_size} bytes; keep it small"

@@ -255,7 +255,7 @@ def cxrnet_heatmaps(
     Raises:
         ValueError: bad images, a model that is not CXR-Net, or an image whose lung mask is empty (named by index).
 
-    Example:
+    Examples:
         >>> model = cxrzoo.build_cxrnet()
         >>> maps = cxrnet_heatmaps(model, cxrzoo.prepare_cxrnet_input("cxr.png")[None])
         >>> maps["difference"][0]       # (300, 340), red = COVID-19 evidence
