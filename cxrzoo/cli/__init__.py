@@ -6,6 +6,7 @@
     cxrzoo weights fetch TAG [--dest DIR]         download/verify, optionally copy to a mirror folder
     cxrzoo weights verify [TAG ...] [--all]       check local copies against the manifest hashes
     cxrzoo predict [--json] [--heatmaps DIR] IMAGE...   COVID-19 scores and heat maps (CXR-Net)
+    cxrzoo export NAME --format F -o PATH          .keras, SavedModel (preparation inside), LiteRT, ONNX
 
 Each subcommand lives in its own module here and adds itself with ``add_parser(subparsers)``.
 """
@@ -16,11 +17,12 @@ import argparse
 import sys
 
 from cxrzoo._version import __version__
+from cxrzoo.cli import export as _export
 from cxrzoo.cli import models as _models
 from cxrzoo.cli import predict as _predict
 from cxrzoo.cli import weights as _weights
 
-_COMMANDS = [_models, _weights, _predict]
+_COMMANDS = [_models, _weights, _predict, _export]
 
 
 class CommandError(Exception):
