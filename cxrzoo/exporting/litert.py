@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from cxrzoo.exporting._common import METADATA_KEY, ExportError, metadata_json, prepared_function
+from cxrzoo.nn.scattering import complex_fft
 from cxrzoo.spec import ModelSpec
 
 
@@ -39,17 +40,9 @@ def _converter(folder: str, ops: list) -> tf.lite.TFLiteConverter:
 
 def convert(model: keras.Model, spec: ModelSpec, *, allow_tf_ops: bool = False) -> tuple[bytes, list[str]]:
     """The LiteRT flatbuffer of ``model`` and the TensorFlow ops it carries (empty unless ``allow_tf_ops``)."""
-    # Through a SavedModel written by Keras' ExportArchive, as keras.Model.export(format="litert") does: the
-    # converter then freezes the weights into constants and keeps the signature's input and output names. (From a
-    # concrete function, or a tf.Module holding the Keras model, the weights stay resource variables that nothing
-    # initializes in the flatbuffer, and the interpreter returns NaN.)
-    function = prepared_function(model, spec)
     builtins = [tf.lite.OpsSet.TFLITE_BUILTINS]
     with tempfile.TemporaryDirectory() as folder:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint("serving_default", function)
-        archive.write_out(folder, verbose=False)
+        _save(model, spec, folder)
         try:
             return _converter(folder, builtins).convert(), []
         except Exception as err:  # the converter raises ConverterError (and others) with the MLIR diagnostics
@@ -57,17 +50,46 @@ def convert(model: keras.Model, spec: ModelSpec, *, allow_tf_ops: bool = False) 
             ops = _tf_ops_in(message)
             if not ops:
                 raise ExportError(f"{spec.name}: LiteRT conversion failed: {_first_lines(message)}") from None
-        if not allow_tf_ops:
-            raise ExportError(
-                f"{spec.name}: LiteRT's built-in operations cannot run this model; it needs the TensorFlow ops "
-                f"{', '.join(ops)}. Export with allow_tf_ops=True (CLI: --allow-tf-ops) to include them "
-                "(SELECT_TF_OPS); the file then needs the Flex delegate, which tf.lite.Interpreter of the full "
-                "TensorFlow package includes (the standalone LiteRT runtime does not)"
-            )
+    if not allow_tf_ops:
+        raise ExportError(
+            f"{spec.name}: LiteRT's built-in operations cannot run this model; it needs the TensorFlow ops "
+            f"{', '.join(ops)}. Export with allow_tf_ops=True (CLI: --allow-tf-ops) to include them "
+            "(SELECT_TF_OPS); the file then needs the Flex delegate, which tf.lite.Interpreter of the full "
+            "TensorFlow package includes (the standalone LiteRT runtime does not)"
+        )
+    with tempfile.TemporaryDirectory() as folder, complex_fft():
+        # LiteRT's built-in RFFT2D takes power-of-two lengths only: the scattering's FFTs go to the Flex delegate
+        _save(model, spec, folder)
         try:
-            return _converter(folder, [*builtins, tf.lite.OpsSet.SELECT_TF_OPS]).convert(), ops
+            data = _converter(folder, [*builtins, tf.lite.OpsSet.SELECT_TF_OPS]).convert()
         except Exception as err:
             raise ExportError(f"{spec.name}: LiteRT conversion failed: {_first_lines(str(err))}") from None
+    return data, flex_ops(data)
+
+
+def flex_ops(data: bytes) -> list[str]:
+    """The TensorFlow ops a LiteRT flatbuffer runs through the Flex delegate (its ``Flex*`` custom ops)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    names = set()
+    for code in model.operatorCodes or []:
+        custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
+        if custom and custom.startswith("Flex"):
+            names.add(custom.removeprefix("Flex"))
+    return sorted(names)
+
+
+def _save(model: keras.Model, spec: ModelSpec, folder: str) -> None:
+    """The prepared function as the SavedModel the converter reads."""
+    # Written by Keras' ExportArchive, as keras.Model.export(format="litert") does: the converter then freezes the
+    # weights into constants and keeps the signature's input and output names. (From a concrete function, or a
+    # tf.Module holding the Keras model, the weights stay resource variables that nothing initializes in the
+    # flatbuffer, and the interpreter returns NaN.)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", prepared_function(model, spec))
+    archive.write_out(folder, verbose=False)
 
 
 def _first_lines(message: str, count: int = 6) -> str:
