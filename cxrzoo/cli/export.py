@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
         "--allow-tf-ops",
         action="store_true",
         help="litert: include TensorFlow ops LiteRT has no built-in kernel for (CXR-Net's FFTs); the file then "
-        "needs the Flex delegate (tf.lite.Interpreter of the full TensorFlow package has it)",
+        "runs only in a LiteRT runtime linked with the Flex delegate",
     )
     parser.add_argument("--opset", type=int, default=None, metavar="N", help="onnx: the opset (17)")
     parser.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")

@@ -4,8 +4,9 @@ The signature ``serving_default`` takes the spec's input contract and returns th
 spec's JSON record rides in the flatbuffer's metadata table under ``cxrzoo_spec`` (read it with
 :func:`cxrzoo.exporting.read_metadata`). Models whose graph needs TensorFlow operations that LiteRT has no
 built-in kernel for (CXR-Net's wavelet scattering: complex numbers and inverse FFTs) are refused with the list
-of operations, unless ``allow_tf_ops=True`` includes them (``SELECT_TF_OPS``); such a file runs with the Flex
-delegate, which ``tf.lite.Interpreter`` of the full TensorFlow package has built in.
+of operations, unless ``allow_tf_ops=True`` includes them (``SELECT_TF_OPS``); such a file runs only in a LiteRT
+runtime linked with the Flex delegate, which the ``tf.lite.Interpreter`` of TensorFlow 2.21's pip package is not
+(measured: "Select TensorFlow op(s) ... not supported by this interpreter").
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def convert(model: keras.Model, spec: ModelSpec, *, allow_tf_ops: bool = False) 
         raise ExportError(
             f"{spec.name}: LiteRT's built-in operations cannot run this model; it needs the TensorFlow ops "
             f"{', '.join(ops)}. Export with allow_tf_ops=True (CLI: --allow-tf-ops) to include them "
-            "(SELECT_TF_OPS); the file then needs the Flex delegate, which tf.lite.Interpreter of the full "
-            "TensorFlow package includes (the standalone LiteRT runtime does not)"
+            "(SELECT_TF_OPS); the file then runs only where LiteRT is linked with the Flex delegate (the "
+            "tf.lite.Interpreter of TensorFlow 2.21's pip package is not)"
         )
     with tempfile.TemporaryDirectory() as folder, complex_fft():
         # LiteRT's built-in RFFT2D takes power-of-two lengths only: the scattering's FFTs go to the Flex delegate
