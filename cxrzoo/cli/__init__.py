@@ -7,6 +7,7 @@
     cxrzoo weights verify [TAG ...] [--all]       check local copies against the manifest hashes
     cxrzoo predict [--json] [--heatmaps DIR] IMAGE...   COVID-19 scores and heat maps (CXR-Net)
     cxrzoo evaluate TABLE -o DIR --labels CSV | --masks DIR   AUC, operating points, calibration; Dice/IoU/HD95
+    cxrzoo export NAME --format F -o PATH          .keras, SavedModel (preparation inside), LiteRT, ONNX
 
 Each subcommand lives in its own module here and adds itself with ``add_parser(subparsers)``.
 """
@@ -19,11 +20,12 @@ import sys
 
 from cxrzoo._version import __version__
 from cxrzoo.cli import evaluate as _evaluate
+from cxrzoo.cli import export as _export
 from cxrzoo.cli import models as _models
 from cxrzoo.cli import predict as _predict
 from cxrzoo.cli import weights as _weights
 
-_COMMANDS = [_models, _weights, _predict, _evaluate]
+_COMMANDS = [_models, _weights, _predict, _evaluate, _export]
 
 
 class CommandError(Exception):

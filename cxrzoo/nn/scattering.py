@@ -20,9 +20,11 @@ Conventions (those of kymatio 0.3, which the published CXR-Net weights were trai
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -32,6 +34,32 @@ import tensorflow as tf
 # The Morlet/Gabor normalization constant of kymatio 0.3 uses this truncated value of π; keeping it makes the
 # coefficients equal to the ones the published weights were trained on (the difference is 3e-5 relative).
 _NORM_PI = 3.1415
+_FFT_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def complex_fft() -> Iterator[None]:
+    """Within this block, :class:`Scattering2D` layers *traced* compute their real 2-D FFTs as complex FFTs of the
+    real signal (``FFT2D``, then the first ``W // 2 + 1`` columns) instead of ``RFFT2D``.
+
+    For LiteRT: its built-in RFFT2D kernel only takes power-of-two lengths (CXR-Net pads 300×340 to 304×344), and
+    the converter always picks the built-in one; FFT2D stays a TensorFlow op, run by the Flex delegate. The
+    spectra agree to float32 rounding. ``cxrzoo.export(..., "litert", allow_tf_ops=True)`` uses it.
+    """
+    previous = getattr(_FFT_STATE, "complex", False)
+    _FFT_STATE.complex = True
+    try:
+        yield
+    finally:
+        _FFT_STATE.complex = previous
+
+
+def _rfft2d(x):
+    if not getattr(_FFT_STATE, "complex", False):
+        return tf.signal.rfft2d(x)
+    width = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
+    spectrum = tf.signal.fft2d(tf.complex(x, tf.zeros_like(x)))
+    return spectrum[..., : width // 2 + 1]
 
 
 def padded_size(size: int, J: int) -> int:
@@ -245,7 +273,7 @@ class Scattering2D(keras.layers.Layer):
         (height, width), (mp, np_) = self._size, self._padded
         top, left = (mp - height) // 2, (np_ - width) // 2
         x = tf.pad(x, [[0, 0], [top, mp - height - top], [left, np_ - width - left]], mode="REFLECT")
-        half = tf.signal.rfft2d(x[:, None])
+        half = _rfft2d(x[:, None])
         # one graph constant per filter, however many sources share it
         aliases = {key: [(a, b, tf.constant(f)) for a, b, f in value] for key, value in self._bank.psi_alias.items()}
 
@@ -254,7 +282,7 @@ class Scattering2D(keras.layers.Layer):
         groups[0].append((half, [()]))
         # first order at scale 0 stays at full resolution, so it joins S0 before the low-pass of resolution 0
         u = self._wavelets(*self._full_spectrum(half, np_), aliases[(0, 0)])
-        groups[0].append((tf.signal.rfft2d(u), [((0, t),) for t in range(self.L)]))
+        groups[0].append((_rfft2d(u), [((0, t),) for t in range(self.L)]))
         outputs, labels = [], []
         for r in range(self.J):
             spectra = tf.concat([h for h, _ in groups[r]], axis=1) if len(groups[r]) > 1 else groups[r][0][0]
@@ -271,7 +299,7 @@ class Scattering2D(keras.layers.Layer):
                 # one source at a time keeps the intermediates small (cache-friendly on CPU)
                 for s in range(len(keep)):
                     u = self._wavelets(re[:, s : s + 1], im[:, s : s + 1], aliases[(j, r)])
-                    groups[j].append((tf.signal.rfft2d(u), [names[keep[s]] + ((j, t),) for t in range(self.L)]))
+                    groups[j].append((_rfft2d(u), [names[keep[s]] + ((j, t),) for t in range(self.L)]))
         coefficients = tf.concat(outputs, axis=1)
         order = [labels.index(path) for path in self.paths]
         coefficients = tf.gather(coefficients, order, axis=1)  # (N, K, H', W'), kymatio order

@@ -7,12 +7,13 @@ and docs/preprocessing.md say which details are stated and which were read from 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from cxrzoo.preprocessing import _dispatch
+from cxrzoo.preprocessing import _dispatch, graph
 from cxrzoo.preprocessing.geometry import resize
 from cxrzoo.preprocessing.histogram import equalize_hist
 from cxrzoo.preprocessing.io import read_image
@@ -120,3 +121,40 @@ def cxrnet_recipe(module: int | str = 1) -> Recipe:
 
 
 register_recipe("cxrnet", cxrnet_recipe)
+
+
+def cxrnet_graph_recipe(module: int | str = 1) -> Callable:
+    """The recipe ``"cxrnet"`` as TensorFlow operations (for exported SavedModels): ``prepare(gray, bits)`` takes the
+    float64 gray image of :func:`cxrzoo.preprocessing.graph.decode_gray` and returns what ``recipe("cxrnet",
+    module=module)`` returns for the same file, bit for bit (float32 (300, 340, 1)).
+
+    Example::
+
+        prepare = cxrnet_graph_recipe("end_to_end")
+        x = prepare(*graph.decode_gray(tf.io.read_file("cxr.png")))
+    """
+    if module not in MODULES:
+        raise ValueError(f"recipe 'cxrnet': module must be one of {MODULES}, got {module!r}")
+    import tensorflow as tf
+
+    def prepare(gray, bits):
+        del bits  # min-max scaling makes 8- and 16-bit data alike
+        lo, hi = tf.reduce_min(gray), tf.reduce_max(gray)
+        # the same float64 operations in the same order as _cxrnet_kernel; a constant image becomes zeros
+        scaled = tf.cond(hi > lo, lambda: (gray - lo) / (hi - lo) * 255.0, lambda: tf.zeros_like(gray))
+        equalized = graph.equalize_hist(graph.convert_scale_abs(graph.resize_bilinear(scaled, CXRNET_SIZE)))
+        # the last step as a table of the 256 levels computed by NumPy, like the recipe's own step: inside a
+        # tf.function Grappler turns x / 255 into x * (1 / 255), which is not the same float32 number
+        return tf.gather(tf.constant(table), tf.cast(equalized, tf.int32))[..., None]
+
+    levels = np.arange(256, dtype=np.uint8)
+    if module == 1:
+        table = np.divide(levels, np.float32(255.0), dtype=np.float32)
+    elif module == 2:
+        table = ((levels.astype(np.float64) - CXRNET_MEAN) / CXRNET_STD).astype(np.float32)
+    else:
+        table = levels.astype(np.float32)
+    return prepare
+
+
+graph.register_graph_recipe("cxrnet", cxrnet_graph_recipe)
