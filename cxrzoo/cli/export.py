@@ -11,10 +11,12 @@ See docs/export.md. Prints the path written and the signatures (or inputs and ou
 
 from __future__ import annotations
 
+import argparse
+
 FORMATS = ("keras", "saved_model", "litert", "onnx")
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "export",
         help="export a model to .keras, SavedModel (preparation inside), LiteRT or ONNX",
