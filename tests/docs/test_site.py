@@ -81,14 +81,18 @@ def test_pages_load_and_draw_their_figures(server):
                 ),
             )
             page.on("pageerror", lambda e: problems.append(f"{current['url']}: uncaught {e}"))
-            page.on("requestfailed", lambda r: problems.append(f"{current['url']}: request failed {r.url}"))
+            page.on(
+                "requestfailed",
+                lambda r: problems.append(f"{current['url']}: request failed {r.url} ({r.failure})"),
+            )
             page.on(
                 "response",
                 lambda r: problems.append(f"{current['url']}: HTTP {r.status} {r.url}") if r.status >= 400 else None,
             )
             for name in PAGES:
                 current["url"] = name
-                response = page.goto(f"{server}/{name}", wait_until="load")
+                # networkidle: the browser's own requests (the favicon) finish before the next page aborts them
+                response = page.goto(f"{server}/{name}", wait_until="networkidle")
                 assert response is not None and response.ok, f"{name}: {response and response.status}"
                 images = page.evaluate(
                     "() => Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
