@@ -72,7 +72,7 @@ PAGES_WITH_BLOCKS = [p for p in PAGES if any(b.no_run is None for b in blocks(p)
 # Pages whose snippets train or build the full CXR-Net take minutes on 2 CPU cores: they run in the slow tier
 # (pytest -m slow), the others in the default tier.
 SLOW_PAGES = {"README.md", "docs/data.md", "docs/evaluate.md", "docs/finetuning.md", "docs/training.md"}
-SLOW_PAGES |= {"docs/models/cxrnet.md"}
+SLOW_PAGES |= {"docs/models/cxrnet.md", "docs/export.md"}
 
 
 def _rel(page: Path) -> str:
