@@ -69,9 +69,16 @@ def test_export_equals_keras(tag, fmt, published, exported, real_inputs):
     _check(tag, fmt, published, exported, real_inputs)
 
 
-@pytest.mark.parametrize("fmt", ["keras", "saved_model"])
-def test_cxrnet_export_equals_keras(fmt, published, exported, real_inputs):
-    _check("cxrnet.hfhs_v7", fmt, published, exported, real_inputs)
+def test_cxrnet_keras_file_equals_keras(published, exported, real_inputs):
+    _check("cxrnet.hfhs_v7", "keras", published, exported, real_inputs)
+
+
+@pytest.mark.slow
+def test_cxrnet_saved_model_prepared_equals_keras(published, exported, real_inputs):
+    """All five outputs of the ``prepared`` signature, in process. Slow tier: in this session it did not finish
+    within 20 minutes on the shared machine (test_saved_model_serving.py checks the SavedModel's probabilities
+    against the pipeline in the default tier, and benchmarks/export_latency.py measured 2.3e-5 over all outputs)."""
+    _check("cxrnet.hfhs_v7", "saved_model", published, exported, real_inputs)
 
 
 @pytest.mark.slow
