@@ -40,10 +40,10 @@ def test_trap1_random_initialisation_is_asked_for_by_name():
     assert not {"covid_cxnet", "covid_cxnet_lung_unet"} & pretrained  # only unobtainable files were published
 
 
-def test_trap2_inputs_scaled_by_1_over_255_are_refused():
-    model = cxrzoo.create_model("cxrnet", weights=None)
+def test_trap2_inputs_scaled_by_1_over_255_are_refused(shared_weights):
+    model = cxrzoo.create_model("cxrnet")
     prepared = np.random.default_rng(0).integers(0, 256, (1, 300, 340, 1)).astype("float32")
-    with pytest.raises(InputContractError, match=r"scaled to \[0, 1\].*recipe\(weights='cxrnet'\)"):
+    with pytest.raises(InputContractError, match=r"scaled to \[0, 1\].*recipe\(weights='cxrnet.hfhs_v7'\)"):
         model.predict(prepared / 255.0, verbose=0)
     with pytest.raises(InputContractError, match="outside the range"):
         model.predict(prepared * 4.0, verbose=0)
@@ -51,10 +51,10 @@ def test_trap2_inputs_scaled_by_1_over_255_are_refused():
     model.predict(prepared / 255.0, verbose=0)
 
 
-def test_trap2_the_builders_guard_too():
+def test_trap2_the_builders_guard_too(shared_weights):
     # ``from cxrzoo import build_cxrnet`` is the advertised path: its models carry their spec as well
-    model = cxrzoo.build_cxrnet(weights=None, segmenter_weights=None)
-    assert cxrzoo.model_spec(model).name == "cxrnet"
+    model = cxrzoo.build_cxrnet()
+    assert cxrzoo.model_spec(model).name == "cxrnet.hfhs_v7"
     with pytest.raises(InputContractError, match="scaled to"):
         model.predict(np.full((1, 300, 340, 1), 0.5, "float32"), verbose=0)
     seg = cxrzoo.build_res_cr_net(input_shape=(None, None, 1), filters=4, conv_blocks=1)
@@ -154,8 +154,8 @@ def test_a_spec_survives_the_keras_round_trip(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = cxrzoo.load_model(tmp_path / "m.keras")
     assert cxrzoo.model_spec(loaded) == spec
-    with pytest.raises(InputContractError):
-        loaded.predict(np.full((1, 32, 40, 1), 255.0, "float32"), verbose=0)
+    with pytest.raises(InputContractError, match="channel"):  # the guard comes back with the spec
+        loaded.predict(np.zeros((1, 32, 40, 3), "float32"), verbose=0)
 
 
 def test_specs_round_trip_through_dicts():

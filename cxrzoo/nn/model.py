@@ -11,8 +11,8 @@ What is checked, and whether it raises or warns (docs/architecture.md):
 
 - shape (rank, channels, a fixed height/width) and dtype: :class:`InputContractError` (a ValueError), with the fix;
 - NaN or infinite values: :class:`InputContractError`;
-- values outside the spec's range, or data that look scaled to [0, 1] where 0..255 is expected: raises,
-  since no correct use gives such input;
+- for published weights, values outside the range they were trained on, or data that look scaled to [0, 1]
+  where 0..255 is expected: raises, since no correct use gives such input (random weights have no such range);
 - a height/width other than the size the published weights were trained at: :class:`InputContractWarning`, since
   fine-tuning at another size is legitimate; the message names the size and the function that resizes for you.
 
@@ -99,7 +99,8 @@ def check_input(spec: ModelSpec, x: Any, *, where: str = "input", stacklevel: in
             InputContractWarning,
             stacklevel=stacklevel,
         )
-    if inp.value_range is None:
+    if inp.value_range is None or not spec.pretrained:
+        # the range is what published weights were trained on; randomly initialised weights have none yet
         return
     want_lo, want_hi = inp.value_range
     slack = _RANGE_SLACK * max(1.0, want_hi - want_lo)
