@@ -75,7 +75,7 @@ def test_segment_lungs_gives_masks_at_the_original_size_as_the_manual_route(shar
 
 
 def test_pipelines_refuse_what_they_cannot_prepare(shared_weights):
-    with pytest.raises(ValueError, match="not an image"):
+    with pytest.raises(ValueError, match="no image pipeline"):
         cxrzoo.pipeline("cxrnet_member")
     pipe = cxrzoo.pipeline("res_cr_net.v7_lungs")
     with pytest.raises(cxrzoo.nn.InputContractError, match="NaN"):

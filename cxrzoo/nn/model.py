@@ -89,7 +89,8 @@ def check_input(spec: ModelSpec, x: Any, *, where: str = "input", stacklevel: in
     lo, hi = float(np.min(x)), float(np.max(x))
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise InputContractError(f"{spec.name}: {where} contains NaN or infinite values")
-    if inp.trained_size is not None and tuple(x.shape[1:3]) != tuple(inp.trained_size):
+    # like the range below: randomly initialised weights were not trained at any size
+    if spec.pretrained and inp.trained_size is not None and tuple(x.shape[1:3]) != tuple(inp.trained_size):
         h, w = inp.trained_size
         warnings.warn(
             f"{spec.name}: its weights were trained on {h}×{w} inputs, this input is "

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from cxrzoo.models.cxrnet import prepare_cxrnet_input
 from cxrzoo.preprocessing import (
     ImageReadError,
     beasf,
@@ -21,7 +22,6 @@ from cxrzoo.preprocessing import (
     crop_top,
     equalize_hist,
     match_histogram,
-    prepare_cxrnet_input,
     read_image,
     recipe,
     resize,
