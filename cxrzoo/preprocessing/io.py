@@ -27,7 +27,7 @@ class ImageReadError(ValueError):
     """A file or byte string that is not a readable image (empty, truncated, corrupt or of an unknown format)."""
 
 
-def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXELS):
+def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXELS, name: str | None = None):
     """Read a chest X-ray as a grayscale ``(H, W)`` array.
 
     Args:
@@ -39,6 +39,8 @@ def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXE
             on >= 8-bit data like the CXR-Net authors'.
         max_pixels: images with more pixels than this (per frame) are refused before decoding (default
             :data:`MAX_PIXELS`).
+        name: for encoded bytes, the file they came from: named in error messages, and its suffix tells DICOM
+            files without the ``DICM`` preamble apart (e.g. bytes already read to hash them).
 
     Conversions (all documented choices; see docs/preprocessing.md):
         - colour (RGB, RGBA, palette, CMYK) becomes gray with Pillow's ITU-R 601-2 luma ``L = (299 R + 587 G +
@@ -73,7 +75,10 @@ def read_image(source, *, native_depth: bool = False, max_pixels: int = MAX_PIXE
 
         return _dispatch.run(_kernel, source, dtype=tf.uint8, shape=(None, None), name="read_image")
 
-    data, name, suffix = _load_source(source)
+    data, source_name, suffix = _load_source(source)
+    if name is not None and isinstance(source, (bytes, bytearray, memoryview)):
+        source_name, suffix = str(name), Path(str(name)).suffix.lower()
+    name = source_name
     if not data:
         raise ImageReadError(f"{name}: the file is empty (0 bytes)")
     if _looks_like_dicom(data, suffix):
