@@ -34,6 +34,7 @@ _EXPORTS = {
     "pipeline": "cxrzoo.pipelines",
     "segment_lungs": "cxrzoo.pipelines",
     "Pipeline": "cxrzoo.pipelines",
+    "predict_files": "cxrzoo.batch",
     "ModelSpec": "cxrzoo.spec",
     "list_weights": "cxrzoo.weights",
     "weights_info": "cxrzoo.weights",
@@ -72,6 +73,7 @@ _EXPORTS = {
 }
 
 _SUBMODULES = (
+    "batch",
     "catalog",
     "cli",
     "data",
