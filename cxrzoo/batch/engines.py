@@ -97,11 +97,11 @@ def _error_of(row: dict[str, Any]) -> dict[str, Any]:
 class _RayBatch:
     """The Ray actor: builds the model once, then calls the batch function on each batch of prepared rows."""
 
-    def __init__(self, function: BatchFunction, kinds: tuple[str, ...]):
+    def __init__(self, model: str, heatmaps: bool, jit_compile: bool, kinds: tuple[str, ...]):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        self.function = function
+        self.function = BatchFunction(model, heatmaps=heatmaps, jit_compile=jit_compile)
         self.kinds = kinds
-        function.build()
+        self.function.build()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         n = len(batch["index"])
@@ -172,15 +172,20 @@ def run_ray(
         ray.init(address=address, **options)
         started = True
     try:
-        context = ray.data.DataContext.get_current()
+        context = ray.data.DataContext.get_current()  # imports ray.data, which sets up its loggers: quiet them after
+        for name in ("ray.data", "ray.data._internal.execution.streaming_executor"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         context.enable_progress_bars = False
         context.print_on_execution_start = False
         rows = [{"index": i, "path": it.path, "key": it.key, "source": it.source} for i, it in enumerate(items)]
         ds = ray.data.from_items(rows)
-        ds = ds.map(preparer)
+        # Ray Data fuses a map into the next actor stage when their resources match; preparation then runs inside
+        # the actor, one image after the other with the model. A different CPU share keeps them apart, so Ray
+        # tasks prepare the next batches while the actors run the model.
+        ds = ds.map(preparer, num_cpus=0.5 if cpus_per_actor != 0.5 else 0.25)
         ds = ds.map_batches(
             _RayBatch,
-            fn_constructor_kwargs={"function": function, "kinds": tuple(kinds)},
+            fn_constructor_args=(function.model, function.heatmaps, function.jit_compile, tuple(kinds)),
             batch_size=batch_size,
             concurrency=actors,
             num_cpus=cpus_per_actor,

@@ -409,12 +409,8 @@ class BatchFunction:
         figure = cxrnet_figure(image, big, 0, title=os.path.basename(row["path"]))
         png = io.BytesIO()
         figure.savefig(png, format="png", bbox_inches="tight")
-        npz = io.BytesIO()
-        np.savez_compressed(
-            npz, positive=big["positive"][0], negative=big["negative"][0], difference=big["difference"][0],
-            mask=big["mask"][0],
-        )  # fmt: skip
-        return {"heatmaps.png": png.getvalue(), "heatmaps.npz": npz.getvalue()}
+        arrays = {k: big[k][0] for k in ("positive", "negative", "difference", "mask")}
+        return {"heatmaps.png": png.getvalue(), "heatmaps.npz": npz_bytes(arrays)}
 
     def _pipeline(self, state, rows) -> list[dict[str, Any]]:
         from cxrzoo.pipelines import lung_areas, lung_channel
@@ -469,6 +465,22 @@ def _result(row, *, values=None, artifacts=None, error: str = "") -> dict[str, A
     }
 
 
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A compressed ``.npz`` (``np.load`` reads it) with fixed zip timestamps, so equal arrays give equal bytes
+    (``np.savez_compressed`` stamps the current time)."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(info, buffer.getvalue())
+    return out.getvalue()
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """A 2-D uint8 image as PNG bytes (OpenCV, lossless)."""
     import cv2
@@ -512,6 +524,7 @@ __all__ = [
     "image_warnings",
     "layout",
     "mask_warnings",
+    "npz_bytes",
     "resolve_model",
     "supported_models",
     "unflatten",

@@ -119,9 +119,8 @@ def test_another_model_or_options_cannot_write_into_the_same_folder(tmp_path):
 
 
 def test_two_runs_cannot_write_one_folder_at_once(tmp_path):
-    with _store(tmp_path):
-        with pytest.raises(OutputError, match="another cxrzoo predict is writing"):
-            _store(tmp_path).open()
+    with _store(tmp_path), pytest.raises(OutputError, match="another cxrzoo predict is writing"):
+        _store(tmp_path).open()
 
 
 def test_parquet_holds_the_same_table(tmp_path):
