@@ -167,8 +167,11 @@ def run_ray(
     started = False
     if not ray.is_initialized():
         options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
-        if address is None and num_cpus is not None:
-            options["num_cpus"] = num_cpus
+        if address is None:
+            # a Ray started here serves this process only: it listens on the loopback interface
+            options["_node_ip_address"] = "127.0.0.1"
+            if num_cpus is not None:
+                options["num_cpus"] = num_cpus
         ray.init(address=address, **options)
         started = True
     try:
