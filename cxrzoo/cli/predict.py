@@ -104,6 +104,28 @@ def _quiet_native_stderr() -> None:
     sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")
 
 
+#: Optional packages Keras imports at start-up when they are installed, for features ``cxrzoo predict`` never uses:
+#: pandas (DataFrame inputs), IPython (notebook display), Matplotlib (pyplot image galleries). Together about a second
+#: of an idle machine's cold start; the heat-map figures import Matplotlib later, when they are drawn.
+_NOT_AT_START = ("pandas", "IPython", "matplotlib")
+
+
+def _lean_keras_import() -> None:
+    """Imports Keras (and TensorFlow) with :data:`_NOT_AT_START` hidden, in a fresh process only; the packages
+    remain importable afterwards (Keras then just treats them as absent)."""
+    if "keras" in sys.modules:
+        return
+    hidden = [name for name in _NOT_AT_START if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # "import name" raises ImportError, which Keras handles
+    try:
+        import keras  # noqa: F401
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 def _quiet_python_warnings() -> None:
     import logging
     import warnings
@@ -174,6 +196,15 @@ def _run(args) -> int:
         if bar is not None:
             bar.update(n)
 
+    if args.output:
+        from cxrzoo.batch import OutputError, check_output_folder
+
+        try:
+            check_output_folder(args.output)  # a bad -o fails at once, before TensorFlow is imported
+        except OutputError as exc:
+            print(f"cxrzoo: error: {exc}", file=sys.stderr)
+            return 1
+    _lean_keras_import()
     try:
         summary = predict_files(
             args.inputs,
