@@ -35,6 +35,7 @@ _EXPORTS = {
     "segment_lungs": "cxrzoo.pipelines",
     "Pipeline": "cxrzoo.pipelines",
     "export": "cxrzoo.exporting",
+    "predict_files": "cxrzoo.batch",
     "ModelSpec": "cxrzoo.spec",
     "list_weights": "cxrzoo.weights",
     "weights_info": "cxrzoo.weights",
@@ -73,6 +74,7 @@ _EXPORTS = {
 }
 
 _SUBMODULES = (
+    "batch",
     "catalog",
     "cli",
     "data",

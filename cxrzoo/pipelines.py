@@ -115,10 +115,27 @@ class Pipeline:
         for start in range(0, len(items), self.batch_size):
             arrays = [_load(item) for item in items[start : start + self.batch_size]]
             batch = np.stack([self.recipe.prepare(a)[0] for a in arrays])
-            raw = self._raw(batch)
-            for array, out in zip(arrays, raw):
-                results.append(self._result(out, array.shape[:2]))
+            results += self.predict_prepared(batch, [a.shape[:2] for a in arrays])
         return results
+
+    def predict_prepared(self, batch: np.ndarray, sizes: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+        """:meth:`predict` for a batch already prepared with :attr:`recipe` (e.g. in other threads or processes).
+
+        ``batch`` is float32 (N, H, W, C) as :meth:`preprocess` makes it; ``sizes`` the N original (height,
+        width), to which segmentation maps are mapped back. The results equal :meth:`predict`'s on the same
+        images, whichever other images share the batch.
+
+        Example::
+
+            pipe = cxrzoo.pipeline("res_cr_net.v7_lungs")
+            image = cxrzoo.preprocessing.read_image("cxr.png", native_depth=True)
+            pipe.predict_prepared(pipe.preprocess([image]), [image.shape[:2]])[0]["masks"]["lungs"]
+        """
+        batch = np.asarray(batch, np.float32)
+        if len(sizes) != len(batch):
+            raise ValueError(f"{len(batch)} prepared images but {len(sizes)} sizes")
+        raw = self._raw(batch)
+        return [self._result(out, tuple(int(v) for v in size[:2])) for out, size in zip(raw, sizes)]
 
     def _result(self, out: np.ndarray, size: tuple[int, int]) -> dict[str, Any]:
         spec, labels = self.spec, self.spec.output.labels
@@ -175,21 +192,40 @@ def segment_lungs(
     """
     pipe = _lung_pipelines(weights, batch_size)
     spec = pipe.spec
-    channel = "lungs" if "lungs" in spec.output.labels else spec.output.labels[0]
+    channel = lung_channel(spec)
     if spec.task != "segmentation":
         raise ValueError(f"segment_lungs needs a lung segmenter; {spec.name!r} is a {spec.task} model")
     results = []
     for res in pipe.predict(images):
         mask = res["masks"][channel]
-        left, right = split_lungs(mask)
-        total = mask.size
-        areas = {
-            side: {"pixels": int(m.sum()), "fraction": float(m.sum()) / total}
-            for side, m in (("left", left), ("right", right), ("total", mask))
-        }
         k = spec.output.labels.index(channel)
-        results.append({"mask": mask, "probability": res["probabilities"][..., k], "areas": areas})
+        results.append({"mask": mask, "probability": res["probabilities"][..., k], "areas": lung_areas(mask)})
     return results
+
+
+def lung_channel(spec: ModelSpec) -> str:
+    """The output channel of a lung segmenter's spec that holds the lungs."""
+    return "lungs" if "lungs" in spec.output.labels else spec.output.labels[0]
+
+
+def lung_areas(mask: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per-lung areas of a lung mask, as :func:`segment_lungs` reports them.
+
+    ``{"left": {"pixels", "fraction"}, "right": {...}, "total": {...}}``: the patient's left and right lung
+    (radiological orientation, :func:`cxrzoo.preprocessing.split_lungs`) and both, as pixel counts and fractions
+    of the image's pixels.
+
+    Example::
+
+        lung_areas(cxrzoo.segment_lungs("cxr.png")[0]["mask"])["left"]["fraction"]
+    """
+    mask = np.asarray(mask, bool)
+    left, right = split_lungs(mask)
+    total = mask.size
+    return {
+        side: {"pixels": int(m.sum()), "fraction": float(m.sum()) / total}
+        for side, m in (("left", left), ("right", right), ("total", mask))
+    }
 
 
 _LUNG_PIPELINES: dict[str, Pipeline] = {}
@@ -204,4 +240,4 @@ def _lung_pipelines(weights: str, batch_size: int) -> Pipeline:
     return pipe
 
 
-__all__ = ["Pipeline", "pipeline", "segment_lungs"]
+__all__ = ["Pipeline", "lung_areas", "lung_channel", "pipeline", "segment_lungs"]

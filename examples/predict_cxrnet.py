@@ -2,8 +2,8 @@
 
     python examples/predict_cxrnet.py IMAGE [IMAGE ...] [--out heatmaps/]
 
-The same as ``cxrzoo predict --heatmaps heatmaps/ IMAGE ...``, written out step by step: read the file (PNG, JPEG
-or DICOM), prepare it as the authors did (300×340, 8-bit, histogram-equalized), run the end-to-end model
+What ``cxrzoo predict --heatmaps -o out/ IMAGE ...`` does for CXR-Net, written out step by step: read the file
+(PNG, JPEG or DICOM), prepare it as the authors did (300×340, 8-bit, histogram-equalized), run the end-to-end model
 (Module 1 lung segmentation, the authors' mask, Module 2 ensemble) and compute the Grad-CAM maps in one pass.
 The weights are downloaded once and verified by hash; offline, point ``CXRZOO_WEIGHTS_PATH`` at a folder holding
 the published files. Research use only: CXR-Net is not a medical device.

@@ -5,7 +5,8 @@
     cxrzoo weights info TAG                       one manifest entry (JSON)
     cxrzoo weights fetch TAG [--dest DIR]         download/verify, optionally copy to a mirror folder
     cxrzoo weights verify [TAG ...] [--all]       check local copies against the manifest hashes
-    cxrzoo predict [--json] [--heatmaps DIR] IMAGE...   COVID-19 scores and heat maps (CXR-Net)
+    cxrzoo predict [-o DIR] [--model NAME] [--heatmaps] INPUT...   a published model over files, folders,
+                                                  globs or a manifest (resumable; --engine ray)
     cxrzoo evaluate TABLE -o DIR --labels CSV | --masks DIR   AUC, operating points, calibration; Dice/IoU/HD95
     cxrzoo export NAME --format F -o PATH          .keras, SavedModel (preparation inside), LiteRT, ONNX
 
@@ -56,6 +57,9 @@ def _stdout_closed() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for command in _COMMANDS:
+        argv = getattr(command, "rewrite_argv", lambda a: a)(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -1,18 +1,26 @@
-"""``cxrzoo predict``: COVID-19 scores (and the authors' heat maps) for chest X-ray files.
+"""``cxrzoo predict``: a published model over chest X-ray files, folders, globs or a manifest.
 
-    cxrzoo predict [--model cxrnet] [--json] [--heatmaps DIR] [--batch-size N] [--jit] IMAGE...
+    cxrzoo predict [INPUT ...] [-o DIR] [--model NAME] [--heatmaps] [--manifest CSV [--path-column COL]]
+                   [--format csv|parquet] [--engine local|ray] [--batch-size N] [--threads N] [--json] [--quiet]
 
-Each IMAGE (PNG, JPEG, DICOM, ...) is read with :func:`cxrzoo.preprocessing.read_image` at its native depth,
-prepared as the CXR-Net authors did (:func:`cxrzoo.prepare_cxrnet_input`) and scored by the end-to-end
-:func:`cxrzoo.build_cxrnet` with the published weights. One line per image on stdout (a JSON object with
-``--json``); an unreadable file gets an error line and the others are still processed; the exit status is 1 if
-any file failed. With ``--heatmaps DIR`` each image also gets ``DIR/<name>_heatmaps.png`` (the authors' four
-panels) and the raw maps ``DIR/<name>_{positive,negative,difference}.npy``.
+Inputs are image files (PNG, JPEG, TIFF, BMP, WebP, DICOM), folders (every image below, sorted by relative path),
+glob patterns, and the rows of a CSV manifest, in that order. ``--model`` takes any published model with an image
+input, or an architecture meaning its default weights: ``cxrnet`` (the default: CXR-Net's COVID-19 scores, each
+of its six members' scores and their spread, the lung fraction, optionally the authors' heat maps),
+``res_cr_net`` / ``res_cr_net.jms_lungs`` (lung masks as PNG at each image's size, per-lung areas),
+``covid_cxnet_base`` / ``covid_cxnet_base.v_free`` (COVID-CXNet's score), ``bone_suppression`` (the
+bone-suppressed image as PNG).
 
-Scores and maps come from one compiled TensorFlow program per batch (:func:`cxrzoo.models.cxrnet.cxrnet_heatmaps`);
-``--jit`` compiles Module 2 and the heat maps with XLA (Module 1 stays on TensorFlow's kernels), which pays off
-for long lists of images. TensorFlow's native start-up messages are kept off stderr (``CXRZOO_DEBUG=1`` shows
-them), so stderr carries only this command's errors and its progress bar (shown for more than three images).
+With ``-o DIR`` the results go to ``DIR/results.csv`` (one row per image, in input order; ``--format parquet``
+writes ``results.parquet``), ``DIR/errors.csv`` and ``DIR/artifacts/``; rerunning the same command after an
+interruption skips the finished images and ends with the same tables (:mod:`cxrzoo.batch.store`). Every image also
+gets a line on stdout (a JSON object with ``--json``) and every failure a line on stderr; a failed file never
+stops the run, and the exit status is 1 if any file failed. ``--quiet`` keeps stdout and the progress bar quiet.
+The 0.1 form ``cxrzoo predict --heatmaps DIR IMAGE ...`` still works (DIR is then the output folder).
+
+``--engine ray`` runs the same batch function on Ray Data (``pip install "cxrzoo[ray]"``; docs/scale.md);
+``--ray-address`` joins a cluster. TensorFlow's native start-up messages are kept off stderr (``CXRZOO_DEBUG=1``
+shows them).
 """
 
 from __future__ import annotations
@@ -21,38 +29,52 @@ import argparse
 import json
 import os
 import sys
-import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from cxrzoo.fileio import atomic_write
-
-if TYPE_CHECKING:
-    import keras
-
-MODELS = ("cxrnet",)
-CLASS_NAMES = ("covid", "non_covid")
 PROGRESS_MIN_IMAGES = 4
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "predict",
-        help="score chest X-ray files (PNG, JPEG, DICOM) and draw heat maps",
-        description="Score chest X-ray files with a published model; one line per image.",
+        help="run a published model over chest X-ray files, folders or a manifest (resumable)",
+        description="Run a published model over chest X-ray images; one row per image.",
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, DICOM, ...)")
-    parser.add_argument("--model", default="cxrnet", choices=MODELS, help="model (default: cxrnet)")
-    parser.add_argument("--json", action="store_true", help="one JSON object per image")
-    parser.add_argument("--heatmaps", metavar="DIR", help="write the heat-map figure and raw maps (.npy) here")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, metavar="N", help="images per batch (8)")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("-o", "--output", metavar="DIR", help="output folder (results table, errors, artifacts)")
+    parser.add_argument("--model", default="cxrnet", metavar="NAME", help="model or published tag (default: cxrnet)")
+    parser.add_argument("--manifest", metavar="CSV", help="a CSV file listing images (after the INPUTs)")
+    parser.add_argument("--path-column", default="path", metavar="COL", help="the manifest's path column (path)")
+    parser.add_argument("--heatmaps", action="store_true", help="CXR-Net: write the authors' heat maps (needs -o)")
+    parser.add_argument("--format", default="csv", choices=("csv", "parquet"), help="results table format (csv)")
+    parser.add_argument("--engine", default="local", choices=("local", "ray"), help="local threads or Ray (local)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="N", help="images per batch (4)")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N", help="preparation threads (2)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no per-image lines, no progress bar")
     parser.add_argument(
         "--jit",
         action="store_true",
-        help="compile with XLA: about half the time per image after a one-time compilation of "
-        "20-30 s per batch size; worth it for a few dozen images or more",
+        help="CXR-Net: compile Module 2 with XLA (20-30 s once per batch size; pays off from a few hundred images)",
+    )
+    ray = parser.add_argument_group("Ray engine")
+    ray.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (e.g. auto); default: a local Ray")
+    ray.add_argument("--ray-actors", type=_positive_int, default=1, metavar="N", help="model replicas (1)")
+    ray.add_argument(
+        "--ray-cpus-per-actor", type=float, default=1.0, metavar="C", help="CPUs Ray reserves per actor (1)"
     )
     parser.set_defaults(func=_run)
+
+
+def rewrite_argv(argv: list[str]) -> list[str]:
+    """The 0.1 form ``predict --heatmaps DIR IMAGE...`` (no ``-o``) as ``predict --heatmaps -o DIR IMAGE...``."""
+    if not argv or argv[0] != "predict" or "--heatmaps" not in argv:
+        return argv
+    if any(a in ("-o", "--output") or a.startswith(("--output=", "-o")) for a in argv[1:]):
+        return argv  # -o, --output, --output=DIR, -oDIR: the current form
+    i = argv.index("--heatmaps")
+    if i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+        return [*argv[: i + 1], "-o", *argv[i + 1 :]]
+    return argv
 
 
 def _positive_int(text: str) -> int:
@@ -82,6 +104,28 @@ def _quiet_native_stderr() -> None:
     sys.stderr = os.fdopen(real, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8", errors="replace")
 
 
+#: Optional packages Keras imports at start-up when they are installed, for features ``cxrzoo predict`` never uses:
+#: pandas (DataFrame inputs), IPython (notebook display), Matplotlib (pyplot image galleries). Together about a second
+#: of an idle machine's cold start; the heat-map figures import Matplotlib later, when they are drawn.
+_NOT_AT_START = ("pandas", "IPython", "matplotlib")
+
+
+def _lean_keras_import() -> None:
+    """Imports Keras (and TensorFlow) with :data:`_NOT_AT_START` hidden, in a fresh process only; the packages
+    remain importable afterwards (Keras then just treats them as absent)."""
+    if "keras" in sys.modules:
+        return
+    hidden = [name for name in _NOT_AT_START if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # "import name" raises ImportError, which Keras handles
+    try:
+        import keras  # noqa: F401
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
 def _quiet_python_warnings() -> None:
     import logging
     import warnings
@@ -91,142 +135,116 @@ def _quiet_python_warnings() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def build_model(name: str) -> keras.Model:
-    """The model behind ``--model NAME`` with its published weights."""
-    if name != "cxrnet":
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
-    from cxrzoo.registry import create_model
-
-    return create_model("cxrnet")
-
-
-def _prepare(path: str):
-    from cxrzoo.models.cxrnet import prepare_cxrnet_input
-    from cxrzoo.preprocessing.io import MAX_ASPECT, MIN_SIDE, read_image
-
-    # the radiograph check: a strip or a thumbnail would otherwise be scored with confidence
-    return prepare_cxrnet_input(read_image(path, native_depth=True, min_side=MIN_SIDE, max_aspect=MAX_ASPECT))
-
-
-def _output_names(paths: list[str]) -> dict[str, str]:
-    """A distinct file stem per input (``name``, then ``name-2``, ... when two inputs share a name)."""
-    seen: dict[str, int] = {}
-    names = {}
-    for path in paths:
-        stem = Path(path).stem or "image"
-        seen[stem] = seen.get(stem, 0) + 1
-        names[path] = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"
-    return names
-
-
-def _atomic_write(path: Path, write) -> None:
-    atomic_write(path, write)  # the shared umask-respecting helper: maps are as readable as any new file
-
-
-def _write_heatmaps(folder: Path, stem: str, image, maps, index: int, title: str) -> dict[str, str]:
-    import numpy as np
-
-    from cxrzoo.models.cxrnet.heatmaps import cxrnet_figure
-
-    written = {}
-    for key in ("positive", "negative", "difference"):
-        target = folder / f"{stem}_{key}.npy"
-        _atomic_write(target, lambda tmp, k=key: np.save(tmp, maps[k][index], allow_pickle=False))
-        written[key] = str(target)
-    target = folder / f"{stem}_heatmaps.png"
-    with warnings.catch_warnings():
-        # A file name in a script DejaVu Sans lacks makes Matplotlib warn once per missing glyph wherever text is
-        # laid out (cxrnet_figure's tight_layout, then savefig); stderr is for errors and progress only.
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
-        figure = cxrnet_figure(image, maps, index, title=title)
-        _atomic_write(target, lambda tmp: figure.savefig(tmp, format="png", bbox_inches="tight"))
-    written["figure"] = str(target)
-    return written
-
-
-def _report(args, record: dict) -> None:
-    if args.json:
-        print(json.dumps(record), flush=True)
-    elif "error" in record:
-        print(f"cxrzoo: error: {record['image']}: {record['error']}", file=sys.stderr, flush=True)
-    else:
-        p = record["probabilities"]
-        print(
-            f"{record['image']}\tcovid {p['covid']:.4f}\tnon_covid {p['non_covid']:.4f}\t"
-            f"lungs {record['lung_fraction']:.1%}\t{record['prediction']}",
-            flush=True,
-        )
-
-
-def _score_batch(model, batch, jit: bool):
-    """Scores, lung probability, whether Module 2 saw any lung, and the heat maps of a (B, 300, 340) batch."""
-    import numpy as np
-
-    from cxrzoo.models.cxrnet.heatmaps import cxrnet_heatmaps
-
-    # one compiled program gives the scores and the maps (the maps cost a few milliseconds more)
-    maps = cxrnet_heatmaps(model, batch.astype(np.float32), empty="zeros", jit_compile=jit)
-    return maps["probabilities"], maps["lung_mask"], maps["mask"].any(axis=(1, 2)), maps
+def format_row(row: dict) -> str:
+    """The text line of one result row: path, scores by label, lung areas, the decision, warnings."""
+    parts = [str(row["path"])]
+    for column, value in row.items():
+        if column.startswith("p_") and "_member" not in column:
+            parts.append(f"{column[2:]} {value:.4f}")
+    if "lung_fraction" in row:
+        parts.append(f"lungs {row['lung_fraction']:.1%}")
+    if "left_fraction" in row:
+        parts.append(f"left {row['left_fraction']:.1%}\tright {row['right_fraction']:.1%}")
+    if "positive" in row:
+        labels = [c[2:] for c in row if c.startswith("p_") and "_member" not in c]
+        parts.append(labels[0] if row["positive"] else (labels[1] if len(labels) > 1 else f"not {labels[0]}"))
+    for column, value in row.items():
+        if column.endswith("_path") and value:
+            parts.append(str(value))
+    if row.get("warnings"):
+        parts.append(f"warnings: {row['warnings']}")
+    return "\t".join(parts)
 
 
 def _run(args) -> int:
     _quiet_native_stderr()
     _quiet_python_warnings()
-    import numpy as np
     from tqdm import tqdm
 
-    folder = None
-    if args.heatmaps:
-        folder = Path(args.heatmaps)
-        folder.mkdir(parents=True, exist_ok=True)
-    model = build_model(args.model)
-    names = _output_names(args.images)
-    failures = 0
-    bar = tqdm(
-        total=len(args.images),
-        unit="image",
-        file=sys.stderr,
-        leave=False,
-        disable=len(args.images) < PROGRESS_MIN_IMAGES,
-    )
-    for start in range(0, len(args.images), args.batch_size):
-        chunk = args.images[start : start + args.batch_size]
-        ready, arrays = [], []
-        for path in chunk:
-            try:
-                arrays.append(_prepare(path))
-                ready.append(path)
-            except (OSError, ValueError, ImportError, MemoryError) as exc:  # unreadable, corrupt, too large, ...
-                failures += 1
-                bar.clear()
-                _report(args, {"image": path, "model": args.model, "error": str(exc) or type(exc).__name__})
-        if ready:
-            batch = np.stack(arrays)
-            probabilities, lungs, has_lungs, maps = _score_batch(model, batch, args.jit)
-            for i, path in enumerate(ready):
-                bar.clear()
-                if not has_lungs[i]:
-                    failures += 1
-                    _report(
-                        args,
-                        {
-                            "image": path,
-                            "model": args.model,
-                            "error": "no lung region found (empty CXR-Net lung mask); is this a frontal chest X-ray?",
-                        },
-                    )
-                    continue
-                p = [float(v) for v in probabilities[i]]
-                record = {
-                    "image": path,
-                    "model": args.model,
-                    "probabilities": dict(zip(CLASS_NAMES, (round(v, 6) for v in p))),
-                    "prediction": CLASS_NAMES[int(np.argmax(p))],
-                    "lung_fraction": round(float(np.mean(lungs[i] > 0.5)), 6),
-                }
-                if folder is not None:
-                    record["heatmaps"] = _write_heatmaps(folder, names[path], batch[i], maps, i, Path(path).name)
-                _report(args, record)
-        bar.update(len(chunk))
-    bar.close()
-    return 1 if failures else 0
+    from cxrzoo.batch import DEFAULT_BATCH_SIZE, DEFAULT_THREADS, ModelChoiceError, predict_files
+
+    if not args.inputs and not args.manifest:
+        print("cxrzoo predict: error: give image files, folders, glob patterns or --manifest", file=sys.stderr)
+        return 2
+    if (args.heatmaps or args.format != "csv") and not args.output:
+        print("cxrzoo predict: error: --heatmaps and --format need an output folder: -o DIR", file=sys.stderr)
+        return 2
+    bar = None
+
+    def on_row(row: dict) -> None:
+        if args.quiet:
+            return
+        if bar is not None:
+            bar.clear()
+        print(json.dumps(row) if args.json else format_row(row), flush=True)
+
+    def on_error(path: str, reason: str) -> None:
+        if bar is not None:
+            bar.clear()
+        message = reason if reason.startswith(path) else f"{path}: {reason}"
+        if args.json:
+            print(json.dumps({"path": path, "error": reason}), flush=True)
+        else:
+            print(f"cxrzoo: error: {message}", file=sys.stderr, flush=True)
+
+    def on_start(total: int) -> None:
+        nonlocal bar
+        if not args.quiet and total >= PROGRESS_MIN_IMAGES:
+            bar = tqdm(total=total, unit="image", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    if args.output:
+        from cxrzoo.batch import OutputError, check_output_folder
+
+        try:
+            check_output_folder(args.output)  # a bad -o fails at once, before TensorFlow is imported
+        except OutputError as exc:
+            print(f"cxrzoo: error: {exc}", file=sys.stderr)
+            return 1
+    _lean_keras_import()
+    try:
+        summary = predict_files(
+            args.inputs,
+            args.output,
+            model=args.model,
+            manifest=args.manifest,
+            path_column=args.path_column,
+            heatmaps=args.heatmaps,
+            fmt=args.format,
+            engine=args.engine,
+            batch_size=args.batch_size or DEFAULT_BATCH_SIZE,
+            threads=args.threads or DEFAULT_THREADS,
+            jit_compile=args.jit,
+            on_row=on_row,
+            on_error=on_error,
+            on_start=on_start,
+            progress=progress,
+            ray_options={
+                "address": args.ray_address,
+                "actors": args.ray_actors,
+                "cpus_per_actor": args.ray_cpus_per_actor,
+            },
+        )
+    except ModelChoiceError as exc:
+        print(f"cxrzoo predict: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet and summary.output is not None:
+        earlier = f" ({summary.skipped} from an earlier run)" if summary.skipped else ""
+        table = "results.parquet" if args.format == "parquet" else "results.csv"
+        print(
+            f"cxrzoo: {_count(summary.total, 'image')}: {_count(summary.results, 'row')}{earlier}, "
+            f"{_count(summary.errors, 'error')} -> "
+            f"{os.path.join(summary.output, table)} ({summary.seconds:.1f} s)",
+            file=sys.stderr,
+        )
+    return 1 if summary.errors else 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

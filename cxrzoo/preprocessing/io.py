@@ -87,6 +87,7 @@ def read_image(
     max_bytes: int | None = None,
     min_side: int = 0,
     max_aspect: float | None = None,
+    name: str | None = None,
 ) -> np.ndarray | tf.Tensor:
     """Read a chest X-ray as a grayscale ``(H, W)`` array.
 
@@ -107,6 +108,8 @@ def read_image(
         min_side, max_aspect: the radiograph check, off by default: refuse an image whose shorter side is below
             ``min_side`` or whose long/short side ratio exceeds ``max_aspect`` (:data:`MIN_SIDE` and
             :data:`MAX_ASPECT` are the values ``cxrzoo predict`` uses). Checked from the header, before decoding.
+        name: for encoded bytes, the file they came from: named in error messages, and its suffix tells DICOM
+            files without the ``DICM`` preamble apart (e.g. bytes already read to hash them).
 
     Conversions (all documented choices; see docs/preprocessing.md):
         - colour (RGB, RGBA, palette, CMYK) becomes gray with Pillow's ITU-R 601-2 luma ``L = (299 R + 587 G +
@@ -159,7 +162,10 @@ def read_image(
         return _dispatch.run(_kernel, source, dtype=tf.uint8, shape=(None, None), name="read_image")
 
     limits = _Limits(int(max_pixels), int(max_pixel_bytes), max_file_bytes(max_bytes), int(min_side), max_aspect)
-    data, name, suffix = _load_source(source, limits.max_bytes)
+    data, source_name, suffix = _load_source(source, limits.max_bytes)
+    if name is not None and isinstance(source, (bytes, bytearray, memoryview)):
+        source_name, suffix = str(name), Path(str(name)).suffix.lower()
+    name = source_name
     try:
         if not data:
             raise ImageReadError(f"{name}: the file is empty (0 bytes)")

@@ -1,4 +1,4 @@
-"""``cxrzoo predict``: the README's command on real images, JSON lines, heat maps, per-file errors."""
+"""``cxrzoo predict``: the README's command on real images, JSON lines, heat maps, per-file errors, arguments."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import sys
 import numpy as np
 import pytest
 
+from cxrzoo.batch import tasks
 from cxrzoo.cli import main
-from cxrzoo.cli import predict as predict_cli
+from cxrzoo.cli.predict import rewrite_argv
 
 IMAGES = ("fixtures", "covid_cxnet", "images")
 
@@ -20,12 +21,12 @@ IMAGES = ("fixtures", "covid_cxnet", "images")
 @pytest.fixture
 def cached_model(published_cxrnet, shared_weights, monkeypatch):
     """In-process runs reuse the session's model instead of building it per command."""
-    monkeypatch.setattr(predict_cli, "build_model", lambda name: published_cxrnet)
+    monkeypatch.setitem(tasks._MODELS, "cxrnet.hfhs_v7", published_cxrnet)
     return published_cxrnet
 
 
 def test_readme_command_on_four_real_images(shared, shared_weights, tmp_path):
-    """The acceptance command, as a user runs it: a fresh process, offline through the mirror variable."""
+    """The README's command (the 0.1 form ``--heatmaps DIR``), as a user runs it: a fresh process, offline."""
     folder = shared(*IMAGES)
     images = sorted(str(p) for p in folder.glob("*.jpg"))
     assert len(images) == 4
@@ -41,29 +42,33 @@ def test_readme_command_on_four_real_images(shared, shared_weights, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["image"] for r in records] == images
+    assert [r["path"] for r in records] == images
+    from cxrzoo.preprocessing import read_image
+
     for record in records:
-        p = record["probabilities"]
-        print(f"{os.path.basename(record['image'])}: covid {p['covid']:.4f}, lungs {record['lung_fraction']:.3f}")
-        assert record["model"] == "cxrnet"
-        assert abs(p["covid"] + p["non_covid"] - 1.0) < 1e-5
+        print(f"{os.path.basename(record['path'])}: covid {record['p_covid']:.4f}, lungs {record['lung_fraction']:.3f}")
+        assert record["tag"] == "cxrnet.hfhs_v7"
+        assert abs(record["p_covid"] + record["p_non_covid"] - 1.0) < 1e-5
         assert 0.05 < record["lung_fraction"] < 0.8
-        assert record["prediction"] == ("covid" if p["covid"] >= 0.5 else "non_covid")
-        stem = os.path.splitext(os.path.basename(record["image"]))[0]
-        assert record["heatmaps"]["figure"] == str(out / f"{stem}_heatmaps.png")
-        difference = np.load(record["heatmaps"]["difference"])
-        positive = np.load(record["heatmaps"]["positive"])
-        assert difference.shape == (300, 340) and difference.min() >= -1 and difference.max() <= 1
-        inside = difference != 0
+        assert record["positive"] == (record["p_covid"] >= 0.5)
+        name = os.path.basename(record["path"])
+        assert record["heatmap_path"] == f"artifacts/{name}.heatmaps.png"
+        maps = np.load(out / record["heatmap_maps_path"])
+        # at the image's own size, not the model's 300×340
+        assert maps["difference"].shape == read_image(record["path"]).shape
+        difference, positive, inside = maps["difference"], maps["positive"], maps["mask"]
+        assert difference.min() >= -1 and difference.max() <= 1 and not difference[~inside].any()
         np.testing.assert_allclose(difference[inside], 2 * positive[inside] - 1, atol=1e-5)
-    # stderr carries only our progress bar: no TensorFlow start-up noise
+    table = (out / "results.csv").read_text().splitlines()
+    assert len(table) == 5 and table[0].startswith("path,sha256,tag,cxrzoo_version,p_covid,p_non_covid")
+    # stderr carries only our progress bar and the summary: no TensorFlow start-up noise
     noise = [
         line
         for line in result.stderr.replace("\r", "\n").splitlines()
         if line.strip() and "image" not in line and "%" not in line
     ]
     assert not noise, noise
-    assert not list(out.glob(".*"))  # no temporary files left behind
+    assert not list(out.rglob(".tmp-*"))  # no temporary files left behind
 
 
 def test_unreadable_files_get_an_error_line_and_the_rest_is_scored(shared, cached_model, tmp_path, capsys):
@@ -74,10 +79,10 @@ def test_unreadable_files_get_an_error_line_and_the_rest_is_scored(shared, cache
     status = main(["predict", "--json", "--batch-size", "2", str(broken), good, missing])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert status == 1
-    assert [r["image"] for r in lines] == [str(broken), good, missing]
+    assert [r["path"] for r in lines] == [str(broken), good, missing]
     assert "error" in lines[0] and "broken.png" in lines[0]["error"]
     assert "error" in lines[2] and "missing.jpg" in lines[2]["error"]
-    assert lines[1]["probabilities"]["covid"] == pytest.approx(_score(shared, cached_model), abs=1e-5)
+    assert lines[1]["p_covid"] == pytest.approx(_score(shared, cached_model), abs=1e-5)
 
 
 def _score(shared, model):
@@ -101,6 +106,13 @@ def test_text_output_and_a_blank_image(cached_model, tmp_path, capsys):
     assert "blank.png" in captured.err and "no lung region" in captured.err
 
 
+def test_text_lines_name_the_scores(shared, cached_model, capsys):
+    path = str(shared(*IMAGES, "038.jpg"))
+    assert main(["predict", path]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{path}\tcovid 0.0042\tnon_covid 0.9958\tlungs 57.0%\tnon_covid")
+
+
 def test_heatmap_names_stay_distinct(shared, cached_model, tmp_path, capsys):
     import shutil
 
@@ -108,20 +120,21 @@ def test_heatmap_names_stay_distinct(shared, cached_model, tmp_path, capsys):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first, second = shutil.copy(source, tmp_path / "a" / "x.jpg"), shutil.copy(source, tmp_path / "b" / "x.jpg")
-    status = main(["predict", "--heatmaps", str(tmp_path / "maps"), str(first), str(second)])
+    status = main(["predict", "--heatmaps", "-o", str(tmp_path / "maps"), str(first), str(second)])
     out = capsys.readouterr().out.splitlines()
-    assert status == 0 and len(out) == 2 and out[0].split("\t")[1:] == out[1].split("\t")[1:]
-    assert sorted(p.name for p in (tmp_path / "maps").glob("*.png")) == ["x-2_heatmaps.png", "x_heatmaps.png"]
+    assert status == 0 and len(out) == 2 and out[0].split("\t")[1:5] == out[1].split("\t")[1:5]
+    figures = sorted(p.name for p in (tmp_path / "maps" / "artifacts").glob("*.png"))
+    assert figures == ["x.jpg.heatmaps.png", "x.jpg~2.heatmaps.png"]
 
 
 def test_jit_flag_reaches_the_compiled_step(shared, cached_model, monkeypatch, capsys):
     import cxrzoo.models.cxrnet.heatmaps as heatmaps
 
     seen = []
-    real = heatmaps.cxrnet_heatmaps
+    real = heatmaps.cxrnet_scores
     monkeypatch.setattr(
         heatmaps,
-        "cxrnet_heatmaps",
+        "cxrnet_scores",
         lambda *a, **k: seen.append(k["jit_compile"]) or real(*a, **{**k, "jit_compile": False}),
     )
     assert main(["predict", "--jit", str(shared(*IMAGES, "038.jpg"))]) == 0
@@ -130,11 +143,27 @@ def test_jit_flag_reaches_the_compiled_step(shared, cached_model, monkeypatch, c
 
 
 def test_arguments_are_checked(capsys):
-    for argv in (["predict"], ["predict", "--batch-size", "0", "x.png"], ["predict", "--model", "nope", "x.png"]):
+    for argv in (["predict", "--batch-size", "0", "x.png"], ["predict", "--engine", "spark", "x.png"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
     assert "positive integer" in capsys.readouterr().err
+    assert main(["predict"]) == 2
+    assert "give image files, folders" in capsys.readouterr().err
+    assert main(["predict", "--format", "parquet", "x.png"]) == 2
+    assert "need an output folder" in capsys.readouterr().err
+
+
+def test_the_legacy_heatmaps_form_means_the_output_folder():
+    assert rewrite_argv(["predict", "--heatmaps", "out/", "a.png"]) == ["predict", "--heatmaps", "-o", "out/", "a.png"]
+    for argv in (
+        ["predict", "--heatmaps", "-o", "out", "a.png"],
+        ["predict", "-o", "out", "--heatmaps", "a.png"],
+        ["predict", "--output=out", "--heatmaps", "a.png"],
+        ["predict", "a.png"],
+        ["weights", "--heatmaps", "x"],
+    ):
+        assert rewrite_argv(argv) == argv
 
 
 def test_degenerate_images_are_refused_not_scored(cached_model, tmp_path, capsys):
@@ -161,7 +190,7 @@ def test_heatmaps_follow_the_umask_and_glyph_warnings_stay_off_stderr(shared, ca
     finally:
         os.umask(old)
     assert not [w for w in caught if "Glyph" in str(w.message)]
-    written = sorted((tmp_path / "maps").iterdir())
-    assert len(written) == 4
+    written = sorted(p for p in (tmp_path / "maps").rglob("*") if p.is_file())
+    assert {p.name for p in written} >= {"results.csv", "患者-038.jpg.heatmaps.png", "患者-038.jpg.heatmaps.npz"}
     assert {p.stat().st_mode & 0o777 for p in written} == {0o644}
     capsys.readouterr()

@@ -6,7 +6,13 @@ import h5py
 import numpy as np
 import pytest
 
-from cxrzoo.models.cxrnet import build_cxrnet_classifier, cxrnet_figure, cxrnet_heatmaps
+from cxrzoo.models.cxrnet import (
+    build_cxrnet_classifier,
+    cxrnet_figure,
+    cxrnet_heatmaps,
+    cxrnet_heatmaps_at_size,
+    cxrnet_scores,
+)
 
 SAMPLE = ("fixtures", "cxrnet", "sample")
 
@@ -43,6 +49,8 @@ def test_maps_follow_the_authors_recipe(model, images):
         "difference": (1, 300, 340),
         "mask": (1, 300, 340),
         "probabilities": (1, 2),
+        "member_probabilities": (1, 6, 2),
+        "class_maps": (1, 300, 340, 2),
         "lung_mask": (1, 300, 340),
     }
     out = {k: v.numpy() for k, v in model(images[:1, ..., None], training=False).items()}
@@ -51,6 +59,38 @@ def test_maps_follow_the_authors_recipe(model, images):
     np.testing.assert_allclose(maps["positive"][0], expected, atol=1e-5)
     np.testing.assert_allclose(maps["probabilities"], out["probabilities"], atol=1e-6)
     assert maps["positive"][0][inside].min() == 0.0 and maps["positive"][0][inside].max() == 1.0
+
+
+def test_scores_without_maps_are_the_same_and_each_member_is_its_own_head(model, images):
+    import keras
+
+    maps = cxrnet_heatmaps(model, images)
+    scores = cxrnet_scores(model, images)
+    np.testing.assert_array_equal(scores["probabilities"], maps["probabilities"])
+    np.testing.assert_array_equal(scores["member_probabilities"], maps["member_probabilities"])
+    np.testing.assert_array_equal(scores["lung_mask"], maps["lung_mask"])
+    assert scores["has_lungs"].tolist() == [True, True]
+    # member k's probability is its own head, softmax(GAP(its masked map)), on the end-to-end model's features
+    member = model.get_layer("member2")
+    features = keras.Model(model.inputs[0], model.get_layer("wst_features").output)(images[..., None])
+    masked = member(features, training=False).numpy()
+    logits = masked.mean(axis=(1, 2))
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(scores["member_probabilities"][:, 2], expected, atol=1e-5)
+    np.testing.assert_allclose(scores["member_probabilities"].sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_maps_at_another_size_follow_the_same_definition(model, images):
+    maps = cxrnet_heatmaps(model, images)
+    same = cxrnet_heatmaps_at_size(maps, 1, (300, 340))
+    for key in ("positive", "negative", "difference", "mask"):
+        np.testing.assert_allclose(same[key][0], maps[key][1], atol=1e-6)
+    big = cxrnet_heatmaps_at_size(maps, 0, (512, 431))
+    inside = big["mask"][0]
+    assert big["positive"].shape == (1, 512, 431) and abs(inside.mean() - maps["mask"][0].mean()) < 0.01
+    np.testing.assert_allclose(big["difference"][0][inside], 2 * big["positive"][0][inside] - 1, atol=1e-5)
+    assert not big["difference"][0][~inside].any()
+    assert big["positive"][0][inside].min() == 0.0 and big["positive"][0][inside].max() == 1.0
 
 
 def test_difference_is_twice_the_positive_map_minus_one_inside_the_mask(model, images):

@@ -27,7 +27,7 @@ from cxrzoo.models.cxrnet.classifier import (
     member_legacy_names,
     read_ensemble_h5,
 )
-from cxrzoo.models.cxrnet.heatmaps import cxrnet_figure, cxrnet_heatmaps
+from cxrzoo.models.cxrnet.heatmaps import cxrnet_figure, cxrnet_heatmaps, cxrnet_heatmaps_at_size, cxrnet_scores
 from cxrzoo.models.cxrnet.preprocessing import CXRNET_MEAN, CXRNET_SIZE, CXRNET_STD, cxrnet_recipe, prepare_cxrnet_input
 from cxrzoo.models.cxrnet.res_cr_net import build_res_cr_net, legacy_layer_names
 
@@ -49,7 +49,9 @@ __all__ = [
     "build_res_cr_net",
     "cxrnet_figure",
     "cxrnet_heatmaps",
+    "cxrnet_heatmaps_at_size",
     "cxrnet_recipe",
+    "cxrnet_scores",
     "legacy_layer_names",
     "load_member_files",
     "member_legacy_names",

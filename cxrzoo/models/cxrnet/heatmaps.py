@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
     from matplotlib.figure import Figure
 
-__all__ = ["cxrnet_figure", "cxrnet_heatmaps"]
+__all__ = ["cxrnet_figure", "cxrnet_heatmaps", "cxrnet_heatmaps_at_size", "cxrnet_scores"]
 
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -43,11 +43,19 @@ _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _BATCH_BUCKETS = (1, 2, 4, 8)
 
 
-def _heatmap_step(model: keras.Model, jit_compile: bool | str) -> Callable[..., Sequence[tf.Tensor]]:
-    """images → (scores, class maps at full size, mask, lung probability), compiled, cached per model and mode."""
+def _member_maps(model: keras.Model) -> list:
+    """The members' masked maps as symbolic tensors of ``model``'s graph: the inputs of the averaging layer."""
+    layer = model.get_layer("feature_map")
+    inputs = layer.input
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
+def _heatmap_step(model: keras.Model, jit_compile: bool | str, maps: bool = True) -> Callable[..., dict]:
+    """images → dict of scores, member scores, (class maps at full size,) mask and lung probability; compiled,
+    cached per model, mode and whether the maps are wanted (without them there is no backward pass)."""
     steps = _STEPS.setdefault(model, {})
-    if jit_compile in steps:
-        return steps[jit_compile]
+    if (jit_compile, maps) in steps:
+        return steps[(jit_compile, maps)]
     import keras
     import tensorflow as tf
 
@@ -68,24 +76,36 @@ def _heatmap_step(model: keras.Model, jit_compile: bool | str) -> Callable[..., 
     specs = [tf.TensorSpec((None, *tuple(t.shape[1:])), tf.float32) for t in model.inputs]
     signature = [specs[0]] if end_to_end else [specs]
 
-    def maps_and_scores(out: Mapping[str, tf.Tensor], mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        maps = out["feature_map"]
+    def classify(feature_map):
+        scores = gap(feature_map)
+        return head(scores) if head is not None else scores
+
+    def maps_and_scores(out, mask, lungs):
+        # each member's own head is softmax(GAP(its masked map)); the ensemble's is the same on their average
+        result = {
+            "members": tf.stack([classify(m) for m in out["members"]], axis=1),
+            "inside": mask[..., 0] > threshold,
+            "lungs": lungs[..., 0],
+        }
+        if not maps:
+            result["scores"] = classify(out["feature_map"])
+            return result
+        feature_map = out["feature_map"]
         with tf.GradientTape(persistent=True) as tape:
-            tape.watch(maps)
-            scores = gap(maps)
-            if head is not None:
-                scores = head(scores)
+            tape.watch(feature_map)
+            scores = classify(feature_map)
             per_class = [scores[:, c] for c in range(scores.shape[-1])]
         cams = []
         for score in per_class:
-            grads = tape.gradient(score, maps)  # rows are independent: one backward pass serves the batch
+            grads = tape.gradient(score, feature_map)  # rows are independent: one backward pass serves the batch
             weights = tf.reduce_mean(grads, axis=[1, 2], keepdims=True)
-            cams.append(tf.reduce_sum(weights * maps, axis=-1))
+            cams.append(tf.reduce_sum(weights * feature_map, axis=-1))
         del tape
         cams = tf.stack(cams, axis=-1)  # (B, h, w, classes)
         # TF's half-pixel-centre bilinear resize is cv2.resize(INTER_LINEAR) for up-sampling.
-        cams = tf.image.resize(cams, size, method="bilinear")
-        return scores, cams, mask[..., 0] > threshold
+        result["scores"] = scores
+        result["cams"] = tf.image.resize(cams, size, method="bilinear")
+        return result
 
     if end_to_end and jit_compile != "all":
         # Module 1 on TensorFlow's own (oneDNN) kernels, which run its full-resolution dilated depthwise
@@ -99,49 +119,53 @@ def _heatmap_step(model: keras.Model, jit_compile: bool | str) -> Callable[..., 
         scale, lung_channel = model.get_layer("module1_scale"), model.get_layer("lung_mask")
         gate, standardize = model.get_layer("mask"), model.get_layer("standardize")
         standardized, mask = standardize.output, gate.output
-        back = keras.Model([standardized, mask], {"feature_map": model.get_layer("feature_map").output})
+        back = keras.Model(
+            [standardized, mask],
+            {"feature_map": model.get_layer("feature_map").output, "members": _member_maps(model)},
+        )
 
-        def module2(standardized: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-            return maps_and_scores(back([standardized, mask], training=False), mask)
+        def module2(standardized, mask, lungs):
+            return maps_and_scores(back([standardized, mask], training=False), mask, lungs)
 
         if jit_compile:
             module2 = tf.function(module2, jit_compile=True)
 
         @tf.function(input_signature=signature)
-        def hybrid(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        def hybrid(images):
+            # Module 1 one image at a time: its full-resolution activations (about 160 MB per image) are what a
+            # batch costs in memory; Module 2 at 75×85 stays batched. The same numbers either way.
             with native_dilation(3):
-                lungs = lung_channel(segmenter(scale(images), training=False))
+                lungs = tf.map_fn(
+                    lambda image: lung_channel(segmenter(scale(image[None]), training=False))[0],
+                    images,
+                    parallel_iterations=1,
+                )
             mask = gate([images, lungs])
             # traced here, so only Module 2's layers get the depthwise form XLA fuses
             with xla_depthwise() if jit_compile else contextlib.nullcontext():
-                scores, cams, inside = module2(standardize(images), mask)
-            return scores, cams, inside, lungs[..., 0]
+                return module2(standardize(images), mask, lungs)
 
         def run_hybrid(images: np.ndarray) -> Sequence[tf.Tensor]:
             # the folded copy is a snapshot of Module 1: fold again if its weights have changed since (fine-tuning)
             if any(not np.array_equal(w.numpy(), old) for w, old in zip(module1.weights, snapshot)):
-                del steps[jit_compile]
-                return _heatmap_step(model, jit_compile)(images)
+                del steps[(jit_compile, maps)]
+                return _heatmap_step(model, jit_compile, maps)(images)
             return hybrid(images)
 
-        steps[jit_compile] = run_hybrid
+        steps[(jit_compile, maps)] = run_hybrid
         return run_hybrid
 
-    forward = (
-        model
-        if end_to_end
-        else keras.Model(
-            model.inputs, {"feature_map": model.get_layer("feature_map").output, "probabilities": model.output}
-        )
-    )
+    outputs = {"feature_map": model.get_layer("feature_map").output, "members": _member_maps(model)}
+    if end_to_end:
+        outputs.update(mask=model.output["mask"], lung_mask=model.output["lung_mask"])
+    forward = keras.Model(model.inputs, outputs)
 
     @tf.function(input_signature=signature, jit_compile=bool(jit_compile))
     def step(inputs: tf.Tensor | list[tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
         out = forward(inputs, training=False)
         mask = out["mask"] if end_to_end else inputs[1]
-        scores, cams, inside = maps_and_scores(out, mask)
         lungs = out["lung_mask"] if end_to_end else inputs[1]
-        return scores, cams, inside, lungs[..., 0]
+        return maps_and_scores(out, mask, lungs)
 
     def run(inputs: np.ndarray | list[np.ndarray]) -> Sequence[tf.Tensor]:
         if not jit_compile:
@@ -149,13 +173,13 @@ def _heatmap_step(model: keras.Model, jit_compile: bool | str) -> Callable[..., 
         with xla_depthwise():  # read while tracing: the XLA graph gets the fusable depthwise form
             return step(inputs)
 
-    steps[jit_compile] = run
+    steps[(jit_compile, maps)] = run
     return run
 
 
 def _run_chunked(
-    step: Callable[..., Sequence[tf.Tensor]], x: np.ndarray | list[np.ndarray], n: int, pad: bool
-) -> list[np.ndarray]:
+    step: Callable[..., dict], x: np.ndarray | list[np.ndarray], n: int, pad: bool
+) -> dict[str, np.ndarray]:
     """Runs ``step`` on chunks of at most 8 images, padded to :data:`_BATCH_BUCKETS` sizes if ``pad``."""
     largest = _BATCH_BUCKETS[-1]
     parts = []
@@ -165,8 +189,8 @@ def _run_chunked(
         size = next(b for b in _BATCH_BUCKETS if b >= count) if pad else count
         if size > count:
             chunk = [_pad_rows(a, size) for a in chunk] if isinstance(chunk, list) else _pad_rows(chunk, size)
-        parts.append([t.numpy()[:count] for t in step(chunk)])
-    return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+        parts.append({k: t.numpy()[:count] for k, t in step(chunk).items()})
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _pad_rows(a: np.ndarray, size: int) -> np.ndarray:
@@ -248,9 +272,12 @@ def cxrnet_heatmaps(
     Returns:
         A dict of NumPy arrays: ``positive`` and ``negative`` (B, H, W) float32 in [0, 1] inside the mask,
         ``difference`` (B, H, W) in [−1, 1] (positive − negative), all 0 outside the mask; ``mask`` (B, H, W) bool
-        (lung mask > 0.3, the region the maps are defined on); ``probabilities`` (B, 2); ``lung_mask`` (B, H, W)
-        float32 (Module 1's lung probability, or the classifier's M input). The whole batch goes through one
-        forward and one backward pass; results are deterministic.
+        (lung mask > 0.3, the region the maps are defined on); ``probabilities`` (B, 2); ``member_probabilities``
+        (B, 6, 2), each member's own softmax(GAP(masked map)); ``class_maps`` (B, H, W, 2), the Grad-CAM maps
+        before masking and scaling (:func:`cxrnet_heatmaps_at_size` makes the maps at another size from them);
+        ``lung_mask`` (B, H, W) float32 (Module 1's lung probability, or the classifier's M input). The whole
+        batch goes through one forward and one backward pass; results are deterministic and do not depend on
+        which other images share the batch.
 
     Raises:
         ValueError: bad images, a model that is not CXR-Net, or an image whose lung mask is empty (named by index).
@@ -268,7 +295,8 @@ def cxrnet_heatmaps(
     x, n = _as_batch(model, images)
     if n == 0:
         raise ValueError("images is an empty batch")
-    scores, cams, inside, lungs = _run_chunked(step, x, n, pad=bool(jit_compile))
+    out = _run_chunked(step, x, n, pad=bool(jit_compile))
+    scores, cams, inside, lungs = out["scores"], out["cams"], out["inside"], out["lungs"]
     blank = [i for i in range(n) if not inside[i].any()]
     if blank and empty == "raise":
         raise ValueError(f"no lung found in image(s) {blank}: the lung mask is empty, so there is no region to map")
@@ -280,7 +308,81 @@ def cxrnet_heatmaps(
         "difference": (positive - negative).astype(np.float32),
         "mask": inside,
         "probabilities": scores.astype(np.float32),
+        "member_probabilities": out["members"].astype(np.float32),
+        "class_maps": cams.astype(np.float32),
         "lung_mask": lungs.astype(np.float32),
+    }
+
+
+def cxrnet_scores(
+    model: keras.Model, images: npt.ArrayLike | Sequence[npt.ArrayLike], *, jit_compile: bool | str = False
+) -> dict[str, np.ndarray]:
+    """CXR-Net's scores, each member's scores and the lung mask, without the heat maps (no backward pass).
+
+    The fastest way to the published model's probabilities: the same compiled forward pass as
+    :func:`cxrnet_heatmaps` (Module 1 as its folded, polyphase inference copy), so the probabilities are the same.
+
+    Args:
+        model: the end-to-end model of :func:`cxrzoo.build_cxrnet` (or the ``[X, M]`` classifier).
+        images: prepared CXRs (B, 300, 340[, 1]) with values 0..255 (:func:`cxrzoo.prepare_cxrnet_input`).
+        jit_compile: as in :func:`cxrnet_heatmaps`.
+
+    Returns:
+        A dict of NumPy arrays: ``probabilities`` (B, 2) (index 0 = COVID-19 positive), ``member_probabilities``
+        (B, members, 2) (each member's own softmax(GAP(masked map)); their spread is the ensemble's
+        disagreement), ``lung_mask`` (B, H, W) float32 (Module 1's lung probability) and ``has_lungs`` (B,) bool
+        (False: Module 2 saw no lung pixel, so the scores are those of an empty map, 0.5/0.5).
+
+    Example:
+        >>> out = cxrnet_scores(cxrzoo.build_cxrnet(), cxrzoo.prepare_cxrnet_input("cxr.png")[None])
+        >>> out["probabilities"][0], out["member_probabilities"][0, :, 0].std()
+    """
+    if not (isinstance(jit_compile, bool) or jit_compile == "all"):
+        raise ValueError(f"jit_compile must be False, True or 'all', got {jit_compile!r}")
+    step = _heatmap_step(model, jit_compile, maps=False)
+    x, n = _as_batch(model, images)
+    if n == 0:
+        raise ValueError("images is an empty batch")
+    out = _run_chunked(step, x, n, pad=bool(jit_compile))
+    return {
+        "probabilities": out["scores"].astype(np.float32),
+        "member_probabilities": out["members"].astype(np.float32),
+        "lung_mask": out["lungs"].astype(np.float32),
+        "has_lungs": out["inside"].any(axis=(1, 2)),
+    }
+
+
+def cxrnet_heatmaps_at_size(maps: Mapping[str, np.ndarray], index: int, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """One image's maps of a :func:`cxrnet_heatmaps` result at another size (e.g. the original image's).
+
+    The authors' definition at the new resolution: the class maps resized bilinearly (OpenCV), the region the
+    maps are defined on resized as a mask (nearest), then min-max scaled inside it. As at the model's size, inside
+    the mask ``difference == 2 * positive - 1`` up to float rounding.
+
+    Returns a dict in the layout of :func:`cxrnet_heatmaps` for a batch of one: ``positive``, ``negative``,
+    ``difference`` (1, H, W) float32, ``mask`` (1, H, W) bool, ``probabilities`` (1, 2); so
+    ``cxrnet_figure(original_image, cxrnet_heatmaps_at_size(maps, i, original_image.shape))`` draws the figure on
+    the original image.
+
+    Example:
+        >>> big = cxrnet_heatmaps_at_size(maps, 0, image.shape[:2])
+        >>> fig = cxrnet_figure(image, big)
+    """
+    import cv2
+
+    height, width = (int(v) for v in size)
+    if height < 1 or width < 1:
+        raise ValueError(f"size must be (H, W) with positive entries, got {size!r}")
+    cams = cv2.resize(np.ascontiguousarray(maps["class_maps"][index], np.float32), (width, height))
+    inside = cv2.resize(maps["mask"][index].astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    positive = _normalize(cams[..., 0], inside)
+    negative = _normalize(cams[..., 1], inside)
+    return {
+        "positive": positive[None],
+        "negative": negative[None],
+        "difference": (positive - negative).astype(np.float32)[None],
+        "mask": inside[None],
+        "probabilities": np.asarray(maps["probabilities"][index : index + 1], np.float32),
     }
 
 
