@@ -16,8 +16,8 @@ mask as a PNG at the image's size and evaluates Dice, IoU and HD95 against the h
 
 Everything goes into ``OUT`` (default ``external_validation/``, not part of the repository): ``labels.csv``,
 ``predictions_<tag>.csv``, one evaluation folder per model (``report.md``, ``metrics.json``, figures), and
-``summary.md``. ``--docs-figures DIR`` also draws two small summary figures (ROC curves of the three classifiers,
-per-image lung Dice) for the documentation. The same evaluation from the shell::
+``summary.md``. ``--docs-figures DIR`` also draws three small summary figures for the documentation (ROC curves
+and reliability diagrams of the three classifiers, per-image lung Dice). The same evaluation from the shell::
 
     cxrzoo evaluate OUT/predictions_cxrnet.hfhs_v7.csv -o OUT/cxrnet.hfhs_v7 --labels OUT/labels.csv \\
         --patient-column patient
@@ -249,7 +249,8 @@ def summary(results: dict[str, dict], seg: dict | None, seg_2cc: dict | None = N
 
 
 def docs_figures(results: dict[str, dict], per_image: list[dict], folder: Path) -> None:
-    """Two small figures for the model cards: the three ROC curves, and the per-image lung Dice."""
+    """Three small figures for the model cards: the three ROC curves, their reliability diagrams, and the per-image
+    lung Dice."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -284,6 +285,34 @@ def docs_figures(results: dict[str, dict], per_image: list[dict], folder: Path) 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     write_atomic(folder / "external_roc.png", buffer.getvalue())
+
+    fig = Figure(figsize=(4.2, 4.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="0.75", lw=1, ls="--", label="perfect calibration")
+    for k, (tag, c) in enumerate(results.items()):
+        calib = c["calibration"]
+        curve = calib["curve"]
+        used = [i for i, n in enumerate(curve["count"]) if n > 0]
+        ax.plot(
+            [curve["mean_predicted"][i] for i in used],
+            [curve["observed"][i] for i in used],
+            "o-",
+            color=f"C{k}",
+            lw=1.5,
+            ms=4,
+            label=f"{names.get(tag, tag)}: ECE {calib['ece']:.2f}, Brier {calib['brier']:.2f}",
+        )
+    ax.set(
+        xlim=(0, 1), ylim=(-0.02, 1.02), xlabel="predicted P(COVID-19), bin mean", ylabel="observed fraction COVID-19"
+    )
+    ax.set_title("Reliability on the same 115 public CXRs\n(10 equal-width bins)", fontsize=9)
+    ax.legend(loc="upper left", fontsize=6.5)
+    ax.grid(alpha=0.3)
+    fig.supxlabel(LICENCE_NOTE, fontsize=5.5, color="0.4")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    write_atomic(folder / "external_reliability.png", buffer.getvalue())
 
     dice = np.array([r["dice"] for r in per_image])
     hd = np.array([r["hd95"] for r in per_image if r["hd95"] is not None])
