@@ -190,7 +190,7 @@ def run_ray(
             _RayBatch,
             fn_constructor_args=(function.model, function.heatmaps, function.jit_compile, tuple(kinds)),
             batch_size=batch_size,
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),  # a fixed pool (`concurrency=` is deprecated)
             num_cpus=cpus_per_actor,
             batch_format="numpy",
         )

@@ -113,7 +113,8 @@ def test_one_batch_equals_image_by_image_and_is_deterministic(model, images):
     np.testing.assert_allclose(batch["difference"][1], single["difference"][0], atol=1e-5)
 
 
-@pytest.mark.parametrize("jit_compile", [True, "all"])  # Module 2 with XLA (Module 1 on TF kernels); everything
+# Module 2 with XLA (Module 1 on TF kernels); everything with XLA (a minute of compiling: slow tier)
+@pytest.mark.parametrize("jit_compile", [True, pytest.param("all", marks=pytest.mark.slow)])
 def test_xla_gives_the_same_maps_deterministically(model, images, jit_compile):
     # three images: padded to the batch size 4 that XLA compiles for
     batch = np.concatenate([images, images[:1]])
@@ -127,7 +128,8 @@ def test_xla_gives_the_same_maps_deterministically(model, images, jit_compile):
     np.testing.assert_array_equal(compiled["mask"], reference["mask"])
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
+# the copy is made by the same code in both modes; the XLA mode's maps are checked above (its run here: slow tier)
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_the_inference_copy_of_module1_follows_its_weights(shared_weights, images, jit_compile):
     # Both modes run a folded, polyphase copy of Module 1: it must equal the model's own forward pass and be
     # rebuilt when Module 1's weights change (fine-tuning)
