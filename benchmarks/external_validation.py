@@ -248,13 +248,21 @@ def summary(results: dict[str, dict], seg: dict | None, seg_2cc: dict | None = N
     return "\n".join(lines) + "\n"
 
 
+def _save_figure(fig, path: Path) -> None:
+    """Writes a documentation figure as a 100-dpi PNG carrying the licence note, atomically."""
+    from cxrzoo.evaluation.report import write_atomic
+
+    fig.supxlabel(LICENCE_NOTE, fontsize=5.5, color="0.4")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    write_atomic(path, buffer.getvalue())
+
+
 def docs_figures(results: dict[str, dict], per_image: list[dict], folder: Path) -> None:
     """Three small figures for the model cards: the three ROC curves, their reliability diagrams, and the per-image
     lung Dice."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from cxrzoo.evaluation.report import write_atomic
 
     folder.mkdir(parents=True, exist_ok=True)
     names = {
@@ -281,10 +289,7 @@ def docs_figures(results: dict[str, dict], per_image: list[dict], folder: Path) 
     ax.set_title("60 public COVID-19 vs 55 non-COVID CXRs\n(dots: threshold 0.5)", fontsize=9)
     ax.legend(loc="lower right", fontsize=7)
     ax.grid(alpha=0.3)
-    fig.supxlabel(LICENCE_NOTE, fontsize=5.5, color="0.4")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    write_atomic(folder / "external_roc.png", buffer.getvalue())
+    _save_figure(fig, folder / "external_roc.png")
 
     fig = Figure(figsize=(4.2, 4.0), layout="constrained")
     FigureCanvasAgg(fig)
@@ -309,10 +314,7 @@ def docs_figures(results: dict[str, dict], per_image: list[dict], folder: Path) 
     ax.set_title("Reliability on the same 115 public CXRs\n(10 equal-width bins)", fontsize=9)
     ax.legend(loc="upper left", fontsize=6.5)
     ax.grid(alpha=0.3)
-    fig.supxlabel(LICENCE_NOTE, fontsize=5.5, color="0.4")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    write_atomic(folder / "external_reliability.png", buffer.getvalue())
+    _save_figure(fig, folder / "external_reliability.png")
 
     dice = np.array([r["dice"] for r in per_image])
     hd = np.array([r["hd95"] for r in per_image if r["hd95"] is not None])
@@ -324,10 +326,7 @@ def docs_figures(results: dict[str, dict], per_image: list[dict], folder: Path) 
     right.hist(hd, bins=20, color="C1", edgecolor="white")
     right.set(xlabel="HD95 per image (pixels)", ylabel="images")
     fig.suptitle(f"Res-CR-Net V7 lungs vs human masks, {len(per_image)} public COVID-19 CXRs", fontsize=9)
-    fig.supxlabel(LICENCE_NOTE, fontsize=5.5, color="0.4")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    write_atomic(folder / "external_lung_masks.png", buffer.getvalue())
+    _save_figure(fig, folder / "external_lung_masks.png")
 
 
 def main() -> None:
