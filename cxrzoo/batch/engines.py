@@ -35,7 +35,7 @@ def run_local(
     sink: Sink,
     *,
     batch_size: int = 4,
-    threads: int = 2,
+    threads: int = 1,
 ) -> None:
     """Runs ``function`` over ``items`` in this process; ``sink`` gets every prepared-and-skipped row and every
     result row, in input order.

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 #: Images per model call. Per-image time is flat from 1 to 8 on 2 cores (docs/performance.md), and memory grows
 #: with the batch, so the default is small.
 DEFAULT_BATCH_SIZE = 4
-#: Threads reading and preparing images ahead of the model.
-DEFAULT_THREADS = 2
+#: Threads reading and preparing images ahead of the model. One keeps well ahead of CXR-Net (preparing an image takes
+#: a tenth of the model's time); on 2 cores a second one slowed the model more than it helped (docs/performance.md).
+DEFAULT_THREADS = 1
 
 
 @dataclass

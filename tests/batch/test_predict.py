@@ -181,12 +181,14 @@ def test_an_unusable_output_folder_fails_before_any_model_is_built(tmp_path, mon
     assert "cannot create the output folder" in capsys.readouterr().err
 
 
-def test_the_batch_size_does_not_change_the_table(shared, shared_weights, tmp_path):
+def test_the_batch_size_and_threads_do_not_change_the_table(shared, shared_weights, tmp_path):
     folder = _copy(_images(shared, 5), tmp_path / "in")
-    for n in (1, 3):
-        out = str(tmp_path / f"b{n}")
-        main(["predict", "--quiet", "--model", "res_cr_net", "--batch-size", str(n), "-o", out, str(folder)])
-    assert (tmp_path / "b1" / "results.csv").read_bytes() == (tmp_path / "b3" / "results.csv").read_bytes()
+    for n, threads in ((1, 1), (3, 1), (3, 3)):
+        out = str(tmp_path / f"b{n}t{threads}")
+        options = ["--batch-size", str(n), "--threads", str(threads)]
+        main(["predict", "--quiet", "--model", "res_cr_net", *options, "-o", out, str(folder)])
+    tables = {(tmp_path / f"{name}" / "results.csv").read_bytes() for name in ("b1t1", "b3t1", "b3t3")}
+    assert len(tables) == 1
 
 
 def test_covid_cxnet_base_scores_equal_the_pipeline(shared, shared_weights, tmp_path):

@@ -194,3 +194,20 @@ def test_heatmaps_follow_the_umask_and_glyph_warnings_stay_off_stderr(shared, ca
     assert {p.name for p in written} >= {"results.csv", "患者-038.jpg.heatmaps.png", "患者-038.jpg.heatmaps.npz"}
     assert {p.stat().st_mode & 0o777 for p in written} == {0o644}
     capsys.readouterr()
+
+
+def test_a_fresh_cli_process_starts_lean_and_runs_one_op_at_a_time():
+    # what keeps `cxrzoo predict` under its memory target (docs/performance.md): Keras imported without
+    # scikit-learn and SciPy, and TensorFlow running one operation at a time; both in a fresh process only
+    code = (
+        "import sys\n"
+        "from cxrzoo.cli.predict import _lean_keras_import, _one_op_at_a_time\n"
+        "_lean_keras_import(); _one_op_at_a_time()\n"
+        "import tensorflow as tf\n"
+        "threads = tf.config.threading.get_inter_op_parallelism_threads()\n"
+        "print(threads, 'sklearn' in sys.modules, 'scipy' in sys.modules)\n"
+        "import sklearn\n"  # hidden only while Keras was imported
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "False", "False"]

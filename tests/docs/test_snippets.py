@@ -8,12 +8,16 @@ own test; here one test per page runs all of its blocks in one namespace and one
 
 - the working folder is a fresh temporary folder ``work/`` next to a ``shared`` link to ../shared, so
   ``../shared/...`` in a snippet means the same thing as beside a clone, and files a snippet writes
-  (``out/``, ``evaluation/``) never land in the repository;
+  (``out/``, ``evaluation/``) never land in the repository; it stands for the clone's root, with links to the
+  clone's ``benchmarks/``, ``scripts/`` and ``examples/``;
 - Python blocks are executed with ``exec`` in one namespace per page; shell blocks with ``bash -e -c`` in the same
   folder, with this interpreter's ``bin/`` (``cxrzoo``, ``python``) first on ``PATH`` and ``CXRZOO_WEIGHTS_PATH``
   pointing at the mirror;
 - a block that must not run carries ``<!-- no-run: reason -->`` on the line before its fence (counted, and
   listed by ``test_few_blocks_are_not_run``); every other block runs;
+- a block that needs a tool cxrzoo does not install (Docker for TensorFlow Serving) carries
+  ``<!-- requires: TOOL reason -->``: ``test_blocks_needing_a_tool`` runs the page up to it and then the block where
+  the tool works, and skips, naming the tool, where it does not;
 - a page whose blocks need ../shared (a ``../shared`` path, or published weights) skips, with the reason, when it is
   absent;
 - pages that train or build the whole CXR-Net (minutes on a CPU) are in the slow tier (``-m slow``).
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -36,6 +41,11 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 RUNNABLE = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "shell": "bash"}
 _FENCE = re.compile(r"^(?P<indent>[ ]{0,3})```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.S | re.M)
 _NO_RUN = re.compile(r"<!--\s*no-run:\s*(?P<reason>.+?)\s*-->\s*$")
+_REQUIRES = re.compile(r"<!--\s*requires:\s*(?P<tool>[\w-]+)\s+(?P<reason>.+?)\s*-->\s*$")
+# how to tell that a tool works, beyond being on PATH (a docker client without a daemon cannot run anything)
+_TOOL_CHECKS = {"docker": ["docker", "info"]}
+# the clone's folders of scripts a page may run; linked into the working folder, which stands for the clone's root
+_CLONE_FOLDERS = ("benchmarks", "scripts", "examples")
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class Block:
     lang: str
     code: str
     no_run: str | None  # the reason, when the page marks the block as not to be run
+    requires: tuple[str, str] | None = None  # (tool, reason), when the block needs a tool cxrzoo does not install
 
 
 def blocks(page: Path) -> list[Block]:
@@ -58,17 +69,31 @@ def blocks(page: Path) -> list[Block]:
         line = text.count("\n", 0, match.start()) + 1
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         mark = _NO_RUN.search(before)
-        found.append(Block(page, line, lang, match.group("body"), mark.group("reason") if mark else None))
+        needs = _REQUIRES.search(before)
+        found.append(
+            Block(
+                page,
+                line,
+                lang,
+                match.group("body"),
+                mark.group("reason") if mark else None,
+                (needs.group("tool"), needs.group("reason")) if needs else None,
+            )
+        )
     return found
+
+
+def _plain(block: Block) -> bool:
+    return block.no_run is None and block.requires is None
 
 
 def _needs_shared(page_blocks: list[Block]) -> bool:
     # published weights are read from the mirror in ../shared/weights (the tests are offline)
     hints = ("../shared", "create_model(", "pipeline(", "segment_lungs(", "suppress_bones(", "weights", "cxrzoo ")
-    return any(h in b.code for b in page_blocks if b.no_run is None for h in hints)
+    return any(h in b.code for b in page_blocks for h in hints)
 
 
-PAGES_WITH_BLOCKS = [p for p in PAGES if any(b.no_run is None for b in blocks(p))]
+PAGES_WITH_BLOCKS = [p for p in PAGES if any(_plain(b) for b in blocks(p))]
 # Pages whose snippets train or build the full CXR-Net take minutes on 2 CPU cores: they run in the slow tier
 # (pytest -m slow), the others in the default tier.
 SLOW_PAGES = {"README.md", "docs/data.md", "docs/evaluate.md", "docs/finetuning.md", "docs/training.md"}
@@ -84,9 +109,15 @@ def test_pages_have_blocks_to_run():
 
 
 def test_few_blocks_are_not_run():
-    not_run = [(f"{_rel(b.page)}:{b.line}", b.no_run) for p in PAGES for b in blocks(p) if b.no_run is not None]
+    # blocks that need a tool we do not install count too: on a machine without it they are not run either
+    not_run = [
+        (f"{_rel(b.page)}:{b.line}", b.no_run or f"needs {b.requires[0]}: {b.requires[1]}")
+        for p in PAGES
+        for b in blocks(p)
+        if not _plain(b)
+    ]
     total = sum(len(blocks(p)) for p in PAGES)
-    assert len(not_run) <= max(3, total // 10), f"too many blocks marked no-run: {not_run}"
+    assert len(not_run) <= max(3, total // 10), f"too many blocks marked no-run or needing a tool: {not_run}"
     assert all(reason for _, reason in not_run)
 
 
@@ -95,14 +126,26 @@ def _param(page: Path):
     return pytest.param(page, id=_rel(page), marks=marks)
 
 
-@pytest.mark.shared
-@pytest.mark.parametrize("page", [_param(p) for p in PAGES_WITH_BLOCKS])
-def test_page_snippets_run(page, tmp_path, monkeypatch):
-    page_blocks = [b for b in blocks(page) if b.no_run is None]
+def _tool_missing(tool: str) -> str | None:
+    """Why ``tool`` cannot run here, or None when it can."""
+    if shutil.which(tool) is None:
+        return f"{tool} is not installed"
+    check = _TOOL_CHECKS.get(tool)
+    if check is not None:
+        done = subprocess.run(check, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            return f"`{' '.join(check)}` failed: {done.stderr.strip()[-300:]}"
+    return None
+
+
+def _run_blocks(page: Path, page_blocks: list[Block], tmp_path: Path, monkeypatch) -> None:
+    """Run ``page_blocks`` in order in one namespace and one fresh working folder, as a reader would."""
     if _needs_shared(page_blocks) and not (SHARED / "weights").is_dir():
         pytest.skip(f"{_rel(page)}: its snippets read the published weights and images in {SHARED} (absent here)")
     work = tmp_path / "work"
     work.mkdir()
+    for folder in _CLONE_FOLDERS:  # commands such as ``python benchmarks/x.py`` run from the clone's root
+        (work / folder).symlink_to(REPO / folder, target_is_directory=True)
     if SHARED.exists():
         (tmp_path / "shared").symlink_to(SHARED, target_is_directory=True)
         monkeypatch.setenv("CXRZOO_WEIGHTS_PATH", str(SHARED / "weights"))
@@ -139,3 +182,28 @@ def test_page_snippets_run(page, tmp_path, monkeypatch):
         namespace.clear()
         keras.backend.clear_session()
         gc.collect()
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("page", [_param(p) for p in PAGES_WITH_BLOCKS])
+def test_page_snippets_run(page, tmp_path, monkeypatch):
+    _run_blocks(page, [b for b in blocks(page) if _plain(b)], tmp_path, monkeypatch)
+
+
+NEEDING_A_TOOL = [
+    pytest.param(b, id=f"{_rel(p)}:{b.line}", marks=_param(p).marks)
+    for p in PAGES
+    for b in blocks(p)
+    if b.requires is not None and b.no_run is None
+]
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("block", NEEDING_A_TOOL)
+def test_blocks_needing_a_tool(block, tmp_path, monkeypatch):
+    tool, reason = block.requires
+    missing = _tool_missing(tool)
+    if missing is not None:
+        pytest.skip(f"{_rel(block.page)}:{block.line} needs {tool} ({reason}): {missing}")
+    before = [b for b in blocks(block.page) if _plain(b) and b.line < block.line]
+    _run_blocks(block.page, [*before, block], tmp_path, monkeypatch)
