@@ -24,6 +24,12 @@ from typing import Any
 from cxrzoo.batch.tasks import BatchFunction, Preparer, flatten, unflatten
 
 ENGINES = ("local", "ray")
+#: Images per model call. Per-image time is flat from 1 to 8 on 2 cores (docs/performance.md), and memory grows
+#: with the batch, so the default is small.
+DEFAULT_BATCH_SIZE = 4
+#: Threads reading and preparing images ahead of the model. One keeps well ahead of CXR-Net (preparing an image takes
+#: a tenth of the model's time); on 2 cores a second one slowed the model more than it helped (docs/performance.md).
+DEFAULT_THREADS = 1
 
 Sink = Callable[[dict[str, Any]], None]
 
@@ -34,8 +40,8 @@ def run_local(
     function: BatchFunction,
     sink: Sink,
     *,
-    batch_size: int = 4,
-    threads: int = 1,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    threads: int = DEFAULT_THREADS,
 ) -> None:
     """Runs ``function`` over ``items`` in this process; ``sink`` gets every prepared-and-skipped row and every
     result row, in input order.
@@ -143,7 +149,7 @@ def run_ray(
     function: BatchFunction,
     sink: Sink,
     *,
-    batch_size: int = 4,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     kinds: tuple[str, ...] = (),
     address: str | None = None,
     num_cpus: int | None = None,

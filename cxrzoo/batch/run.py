@@ -9,20 +9,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cxrzoo._version import __version__
-from cxrzoo.batch.engines import ENGINES, run_local, run_ray
+from cxrzoo.batch.engines import DEFAULT_BATCH_SIZE, DEFAULT_THREADS, ENGINES, run_local, run_ray
 from cxrzoo.batch.inputs import collect_inputs
 from cxrzoo.batch.store import FORMATS, ResultStore, check_output_folder
 from cxrzoo.batch.tasks import BatchFunction, Preparer, layout, resolve_model
 
 if TYPE_CHECKING:
     import keras
-
-#: Images per model call. Per-image time is flat from 1 to 8 on 2 cores (docs/performance.md), and memory grows
-#: with the batch, so the default is small.
-DEFAULT_BATCH_SIZE = 4
-#: Threads reading and preparing images ahead of the model. One keeps well ahead of CXR-Net (preparing an image takes
-#: a tenth of the model's time); on 2 cores a second one slowed the model more than it helped (docs/performance.md).
-DEFAULT_THREADS = 1
 
 
 @dataclass

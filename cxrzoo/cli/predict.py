@@ -144,9 +144,19 @@ def _tame_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20) -> None:
         pass
 
 
-def _lean_keras_import() -> None:
-    """Imports Keras (and TensorFlow) with :data:`_NOT_AT_START` hidden, in a fresh process only; the packages
-    remain importable afterwards (Keras then just treats them as absent)."""
+def _lean_start() -> None:
+    """Sets a fresh ``cxrzoo predict`` process up for a small memory peak; an in-process caller that has already
+    imported Keras (a notebook, a test calling ``main``) keeps its own settings and modules.
+
+    - glibc's malloc tamed (:func:`_tame_malloc`);
+    - Keras (and TensorFlow) imported with :data:`_NOT_AT_START` hidden; the packages remain importable afterwards
+      (Keras then just treats them as absent);
+    - TensorFlow runs one operation at a time (inter-op threads = 1). Each kernel still uses every core through the
+      intra-op pool; what goes is running independent operations (the six members' layers) side by side, each
+      holding its own activations. Measured with CXR-Net on 16 images at batch 4 (three runs each, fresh
+      processes): peak RSS 1.18-1.20 GB -> 1.06 GB, no slower, identical tables (the order in which independent
+      operations run does not change what each computes).
+    """
     if "keras" in sys.modules:
         return
     _tame_malloc()
@@ -159,22 +169,11 @@ def _lean_keras_import() -> None:
         for name in hidden:
             if sys.modules.get(name, 0) is None:
                 del sys.modules[name]
-
-
-def _one_op_at_a_time() -> None:
-    """Lets TensorFlow run one operation at a time (inter-op threads = 1), in a fresh process only.
-
-    Each kernel still uses every core through the intra-op pool; what goes is running independent operations (the
-    six members' layers) side by side, each holding its own activations. Measured with CXR-Net on 16 images at
-    batch 4 (three runs each, fresh processes): peak RSS 1.18-1.20 GB -> 1.06 GB, no slower, identical tables
-    (the order in which independent operations run does not change what each computes). A library call leaves the
-    caller's process settings alone: only the command line does this.
-    """
     import contextlib
 
     import tensorflow as tf
 
-    # RuntimeError: TensorFlow's runtime has already started (an in-process caller): it is left as it is
+    # RuntimeError: something imported earlier has already started TensorFlow's runtime; it is left as it is
     with contextlib.suppress(RuntimeError):
         tf.config.threading.set_inter_op_parallelism_threads(1)
 
@@ -257,8 +256,7 @@ def _run(args) -> int:
         except OutputError as exc:
             print(f"cxrzoo: error: {exc}", file=sys.stderr)
             return 1
-    _lean_keras_import()
-    _one_op_at_a_time()
+    _lean_start()
     try:
         summary = predict_files(
             args.inputs,

@@ -201,8 +201,8 @@ def test_a_fresh_cli_process_starts_lean_and_runs_one_op_at_a_time():
     # scikit-learn and SciPy, and TensorFlow running one operation at a time; both in a fresh process only
     code = (
         "import sys\n"
-        "from cxrzoo.cli.predict import _lean_keras_import, _one_op_at_a_time\n"
-        "_lean_keras_import(); _one_op_at_a_time()\n"
+        "from cxrzoo.cli.predict import _lean_start\n"
+        "_lean_start()\n"
         "import tensorflow as tf\n"
         "threads = tf.config.threading.get_inter_op_parallelism_threads()\n"
         "print(threads, 'sklearn' in sys.modules, 'scipy' in sys.modules)\n"
